@@ -18,12 +18,11 @@ from components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from components.model_catalog import ModelCatalog, ModelCatalogArgs
 from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from components.vllm_server import VllmServer, VllmServerArgs
-from planner.cli import summary
-from planner.config import KNOWN_KEYS, PROJECT, SECRET_KEYS, Settings, parse_settings
+from planner.config import KNOWN_KEYS, SECRET_KEYS, Settings, parse_settings
 from planner.findings import Finding
+from planner.names import MANAGED_BY, PROJECT
 from planner.plan import Plan, make_plan
 from planner.policy_input import plan_input_props, pool_slice, server_slice
-from planner.verify import Target, target_for
 
 SECURE = {"secure": "<from pulumi config>"}
 
@@ -69,7 +68,7 @@ def report(plan: Plan) -> None:
     log = {"warning": pulumi.log.warn, "info": pulumi.log.info}
     for finding in plan.findings:
         if finding.severity in log:
-            log[finding.severity](f"{finding.code} [{finding.subject}]: {finding.message}")
+            log[finding.severity](finding.line)
 
 
 def stop_on_errors(plan: Plan) -> None:
@@ -78,7 +77,7 @@ def stop_on_errors(plan: Plan) -> None:
     errors: list[Finding] = plan.errors
     raise pulumi.RunError(
         f"the plan of stack {plan.stack} has {len(errors)} error{'s' if len(errors) > 1 else ''}; nothing was created:\n"
-        + "\n".join(f"  - {f.code} [{f.subject}]: {f.message}" for f in errors)
+        + "\n".join(f"  - {f.line}" for f in errors)
         + f"\nSee them all with: python -m planner plan --stack {plan.stack}")
 
 
@@ -108,85 +107,102 @@ def node_role_arn(settings: Settings) -> pulumi.Input[str]:
     return aws.eks.get_node_group(cluster_name=name, node_group_name=sorted(groups.names)[0]).node_role_arn
 
 
-def build(plan: Plan) -> dict[str, Any]:
-    """Create the resources of a plan without errors; returns the components by name (tests inspect them)."""
+def build_pools(plan: Plan, cluster: aws.eks.AwaitableGetClusterResult) -> dict[str, GpuNodePool]:
     settings = plan.settings
     assert settings.cluster is not None
-    config = pulumi.Config(PROJECT)
-    cluster = aws.eks.get_cluster(name=settings.cluster.name)
-    provider = k8s.Provider("eks", kubeconfig=kubeconfig(cluster, settings.region),
-                            enable_server_side_apply=True)
-    k8s_opts = pulumi.ResourceOptions(provider=provider)
-
     role = node_role_arn(settings) if plan.pools else None
-    subnets = settings.cluster.subnetIds or list(cluster.vpc_config.subnet_ids)
-    pools = {
-        pool.name: GpuNodePool(pool.name, GpuNodePoolArgs(cluster_name=settings.cluster.name, pool=pool,
-                                                          node_role_arn=role, subnet_ids=subnets,
-                                                          tags={"kindo-models/stack": plan.stack},
-                                                          plan_input=plan_input_props(pool_slice(settings.raw, pool.name),
-                                                                                      plan.stack)))
+    return {
+        pool.name: GpuNodePool(pool.name, GpuNodePoolArgs(
+            cluster_name=settings.cluster.name, pool=pool, node_role_arn=role,
+            cluster_subnet_ids=list(cluster.vpc_config.subnet_ids),
+            plan_input=plan_input_props(pool_slice(settings.raw, pool.name), plan.stack)))
         for pool in plan.pools
     }
-    needs_plugin = [p.name for p in plan.pools if p.amiType != "BOTTLEROCKET_x86_64_NVIDIA"]
-    plugin = NvidiaDevicePlugin("nvidia-device-plugin", NvidiaDevicePluginArgs(pool_names=needs_plugin),
-                                opts=k8s_opts) if needs_plugin else None
 
-    servers: dict[str, VllmServer] = {}
-    checks: dict[str, EndpointCheck] = {}
-    if plan.servers:
-        namespace = k8s.core.v1.Namespace("inference", metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=settings.cluster.namespace, labels={"app.kubernetes.io/managed-by": "pulumi"}), opts=k8s_opts)
-        hf_token = config.get_secret("huggingFaceToken")
-        for server in plan.servers:
-            depends = [pools[server.pool], *([plugin] if plugin else [])]
-            servers[server.litellmModelName] = VllmServer(
-                server.name,
-                VllmServerArgs(server=server, namespace=namespace.metadata.name, huggingface_token=hf_token,
-                               plan_input=plan_input_props(server_slice(settings.raw, server.litellmModelName, server.pool),
-                                                           plan.stack, server.args)),
-                opts=pulumi.ResourceOptions(provider=provider, depends_on=depends),
-            )
-        planned = {s.name: s for s in plan.servers}
-        script = check_script_config_map(namespace.metadata.name, k8s_opts) if any(m.verify for m in plan.models) else None
-        for model in plan.models:
-            if model.litellmModelName not in servers:
-                continue
-            # environ={}: the key is not taken from this machine; the Job reads it from the server's Secret.
-            target = target_for(plan, model, environ={})
-            if not isinstance(target, Target):
-                continue  # verify: false (the plan says so)
-            server_plan = planned[model.server]
-            checks[model.litellmModelName] = EndpointCheck(
-                server_plan.name,
-                EndpointCheckArgs(target=target, namespace=namespace.metadata.name, script_config_map=script.metadata.name,
-                                  api_key_secret=servers[model.litellmModelName].secret.metadata.name,
-                                  fingerprint=json.dumps([server_plan.image, server_plan.args, server_plan.replicas])),
-                opts=pulumi.ResourceOptions(provider=provider, depends_on=[servers[model.litellmModelName]]),
-            )
 
-    credentials = config.get_secret_object("credentials") if get_config(f"{PROJECT}:credentials") else None
-    catalog = ModelCatalog("models", ModelCatalogArgs(
+def build_servers(plan: Plan, namespace: k8s.core.v1.Namespace, depends: dict[str, list[pulumi.Resource]],
+                  k8s_opts: pulumi.ResourceOptions) -> dict[str, VllmServer]:
+    """One VllmServer per planned server, by litellmModelName; each waits for its pool (and the device plugin)."""
+    hf_token = pulumi.Config(PROJECT).get_secret("huggingFaceToken")
+    return {
+        server.litellmModelName: VllmServer(
+            server.name,
+            VllmServerArgs(server=server, namespace=namespace.metadata.name, huggingface_token=hf_token,
+                           plan_input=plan_input_props(server_slice(plan.settings.raw, server.litellmModelName, server.pool),
+                                                       plan.stack, server.args)),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=depends[server.pool])),
+        )
+        for server in plan.servers
+    }
+
+
+def build_checks(plan: Plan, namespace: k8s.core.v1.Namespace, servers: dict[str, VllmServer],
+                 k8s_opts: pulumi.ResourceOptions) -> dict[str, EndpointCheck]:
+    """The in-cluster endpoint check of every self-hosted model the plan checks, by litellmModelName."""
+    checked = [m for m in plan.models if m.check is not None and m.litellmModelName in servers]
+    if not checked:
+        return {}
+    script = check_script_config_map(namespace.metadata.name, k8s_opts)
+    return {
+        model.litellmModelName: EndpointCheck(
+            model.check.server,
+            EndpointCheckArgs(check=model.check, namespace=namespace.metadata.name, script_config_map=script.metadata.name,
+                              api_key_secret=servers[model.litellmModelName].secret.metadata.name),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                depends_on=[servers[model.litellmModelName]])),
+        )
+        for model in checked if model.check is not None
+    }
+
+
+def build_catalog(plan: Plan, servers: dict[str, VllmServer], checks: dict[str, EndpointCheck]) -> ModelCatalog:
+    credentials = pulumi.Config(PROJECT).get_secret_object("credentials") if get_config(f"{PROJECT}:credentials") else None
+    return ModelCatalog("models", ModelCatalogArgs(
         plan=plan,
         credentials=credentials,
         server_keys={name: server.api_key for name, server in servers.items()},
         # A self-hosted model is registered once its server is ready (Pulumi awaits the Deployment's readiness)
         # and, unless `verify: false`, its in-cluster endpoint check has passed (Pulumi awaits the Job).
         depends_on={name: [server, *([checks[name]] if name in checks else [])] for name, server in servers.items()},
-        plan_input=plan_input_props(settings.raw, plan.stack),
+        plan_input=plan_input_props(plan.settings.raw, plan.stack),
     ))
 
+
+def export(plan: Plan, pools: dict[str, GpuNodePool], servers: dict[str, VllmServer], catalog: ModelCatalog) -> None:
     pulumi.export("nodeGroups", {name: pool.node_group_name for name, pool in pools.items()})
     pulumi.export("modelIds", {name: model.modelId for name, model in catalog.models.items()})
     pulumi.export("vllmServers", {name: server.url for name, server in servers.items()})
     pulumi.export("plan", {
-        "summary": summary(plan),
-        "warnings": [f"{f.code} [{f.subject}]: {f.message}" for f in plan.findings if f.severity == "warning"],
+        "summary": plan.summary(),
+        "warnings": [f.line for f in plan.findings if f.severity == "warning"],
         "servers": [{k: s.to_json()[k] for k in ("name", "gpu", "gpusPerReplica", "tensorParallelSize", "maxModelLen",
                                                   "maxContextThatFits", "replicas", "url")} for s in plan.servers],
         "flags": plan.flags,
     })
     pulumi.export("catalog", [row.__dict__ for row in plan.catalog()])
+
+
+def build(plan: Plan) -> dict[str, Any]:
+    """Create the resources of a plan without errors; returns the components by name (tests inspect them)."""
+    settings = plan.settings
+    assert settings.cluster is not None
+    cluster = aws.eks.get_cluster(name=settings.cluster.name)
+    provider = k8s.Provider("eks", kubeconfig=kubeconfig(cluster, settings.region), enable_server_side_apply=True)
+    k8s_opts = pulumi.ResourceOptions(provider=provider)
+    pools = build_pools(plan, cluster)
+    device_plugin = plan.device_plugin
+    plugin = (NvidiaDevicePlugin("nvidia-device-plugin", NvidiaDevicePluginArgs(plan=device_plugin), opts=k8s_opts)
+              if device_plugin else None)
+    servers: dict[str, VllmServer] = {}
+    checks: dict[str, EndpointCheck] = {}
+    if plan.servers:
+        namespace = k8s.core.v1.Namespace("inference", metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=settings.cluster.namespace, labels=dict(MANAGED_BY)), opts=k8s_opts)
+        depends = {name: [pool, *([plugin] if plugin else [])] for name, pool in pools.items()}
+        servers = build_servers(plan, namespace, depends, k8s_opts)
+        checks = build_checks(plan, namespace, servers, k8s_opts)
+    catalog = build_catalog(plan, servers, checks)
+    export(plan, pools, servers, catalog)
     return {"pools": pools, "plugin": plugin, "servers": servers, "checks": checks, "provider": provider,
             "catalog": catalog}
 

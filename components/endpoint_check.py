@@ -1,11 +1,11 @@
 """EndpointCheck: the runbook's endpoint checks, run from a pod inside the cluster before Kindo sees the model.
 
 The seeds insist the checks run from inside the cluster (split DNS and firewalls make a laptop's curl prove
-nothing). A Job runs planner/verify.py (shipped byte for byte in one ConfigMap shared by the namespace's checks)
-against the model's in-cluster
-URL with the server's own API key. The model's KindoModel depends on this Job, and Pulumi waits for a Job to
-succeed, so a failed check stops `pulumi up` before the model is registered; the checker's JSON report is the
-pod's log and, on failure, its termination message (`kubectl describe pod`).
+nothing). A Job runs checker/endpoint_checker.py (standard library only, shipped byte for byte in one ConfigMap
+shared by the namespace's checks) on a stock python image, installing nothing, against the model's in-cluster URL
+with the server's own API key. The model's KindoModel depends on this Job, and Pulumi waits for a Job to succeed,
+so a failed check stops `pulumi up` before the model is registered; the checker's JSON report is the pod's log and,
+on failure, its termination message (`kubectl describe pod`).
 """
 
 from __future__ import annotations
@@ -19,23 +19,23 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from planner.verify import VLLM_KEY_ENV, Options, Target, script_args
+from checker import endpoint_checker
+from checker.endpoint_checker import VLLM_KEY_ENV
+from planner.model_plan import CheckPlan
 
-SCRIPT = Path(__file__).resolve().parent.parent / "planner" / "verify.py"
-# Pinned and small; the checker needs `requests`, installed at start (the cluster already reaches PyPI-class
-# endpoints: vLLM pulls weights from Hugging Face). An air-gapped cluster sets `image` to one that has it.
+SCRIPT = Path(endpoint_checker.__file__).resolve()
+SCRIPT_KEY = SCRIPT.name
+# Pinned and small; the checker needs nothing beyond the standard library.
 CHECK_IMAGE = "python:3.12.8-slim"
-REQUESTS_PIN = "requests==2.34.2"
+COMPONENT = "kindo-models-endpoint-check"
 
 
 @dataclass
 class EndpointCheckArgs:
-    target: Target  # from planner.verify.target_for, with no key: the Job reads it from the server's Secret
+    check: CheckPlan  # the plan's check: the checker's arguments (no key: the Job reads it from the server's Secret)
     namespace: pulumi.Input[str]
-    script_config_map: pulumi.Input[str]  # the ConfigMap holding verify.py (check_script_config_map)
+    script_config_map: pulumi.Input[str]  # the ConfigMap holding the checker (check_script_config_map)
     api_key_secret: Optional[pulumi.Input[str]]  # Kubernetes Secret holding VLLM_API_KEY (a VllmServer's)
-    fingerprint: str  # changes when the server changes: a new Job name, so the check runs again
-    options: Options = Options()
     image: str = CHECK_IMAGE
 
 
@@ -51,9 +51,9 @@ def check_script_config_map(namespace: pulumi.Input[str], opts: Optional[pulumi.
     return k8s.core.v1.ConfigMap(
         "endpoint-check-script",
         metadata=k8s.meta.v1.ObjectMetaArgs(name=f"kindo-models-verify-{digest}", namespace=namespace,
-                                            labels={"app.kubernetes.io/name": "kindo-models-endpoint-check",
+                                            labels={"app.kubernetes.io/name": COMPONENT,
                                                     "app.kubernetes.io/managed-by": "pulumi"}),
-        data={"verify.py": script},
+        data={SCRIPT_KEY: script},
         opts=opts,
     )
 
@@ -63,51 +63,45 @@ class EndpointCheck(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EndpointCheckArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("kindo-models:index:EndpointCheck", name, None, opts)
-        arguments = script_args(args.target, args.options)
-        digest = hashlib.sha256(json.dumps([args.fingerprint, arguments, args.image]).encode()).hexdigest()[:8]
-        labels = {"app.kubernetes.io/name": "kindo-models-endpoint-check", "app.kubernetes.io/instance": name,
+        check = args.check
+        digest = hashlib.sha256(json.dumps([check.fingerprint, check.args, args.image]).encode()).hexdigest()[:8]
+        labels = {"app.kubernetes.io/name": COMPONENT, "app.kubernetes.io/instance": name,
                   "app.kubernetes.io/managed-by": "pulumi"}
-
-        env = []
-        if args.api_key_secret is not None:
-            env.append(k8s.core.v1.EnvVarArgs(name=VLLM_KEY_ENV, value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.api_key_secret, key=VLLM_KEY_ENV))))
-        # Every check is time-bounded; the deadline covers them all plus the install.
-        deadline = int(120 + 6 * (args.options.readTimeout + args.options.connectTimeout))
+        env = [] if args.api_key_secret is None else [k8s.core.v1.EnvVarArgs(
+            name=VLLM_KEY_ENV, value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.api_key_secret, key=VLLM_KEY_ENV)))]
+        container = k8s.core.v1.ContainerArgs(
+            name="verify",
+            image=args.image,
+            command=["python", f"/check/{SCRIPT_KEY}"],
+            args=check.args,
+            env=env,
+            termination_message_policy="FallbackToLogsOnError",
+            resources=k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "100m", "memory": "128Mi"},
+                                                           limits={"memory": "256Mi"}),
+            security_context=k8s.core.v1.SecurityContextArgs(allow_privilege_escalation=False,
+                                                             capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])),
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="script", mount_path="/check", read_only=True)],
+        )
+        timeout = f"{check.deadlineSeconds // 60 + 5}m"
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
             # A new name per server fingerprint: Jobs are immutable, and a changed server must be checked again.
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"verify-{name[:44]}-{digest}", namespace=args.namespace, labels=labels),
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=1,  # one retry for a flaky network; a real misconfiguration fails twice
-                active_deadline_seconds=deadline,
+                active_deadline_seconds=check.deadlineSeconds,
                 ttl_seconds_after_finished=7 * 24 * 3600,  # keep the report (pod log) a week
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                     spec=k8s.core.v1.PodSpecArgs(
                         restart_policy="Never",
-                        containers=[k8s.core.v1.ContainerArgs(
-                            name="verify",
-                            image=args.image,
-                            command=["sh", "-c", f"pip install --quiet --no-cache-dir --disable-pip-version-check "
-                                                 f"{REQUESTS_PIN} >/dev/null && exec python /check/verify.py \"$@\"",
-                                     "verify"],
-                            args=arguments,
-                            env=env,
-                            termination_message_policy="FallbackToLogsOnError",
-                            resources=k8s.core.v1.ResourceRequirementsArgs(
-                                requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "256Mi"}),
-                            security_context=k8s.core.v1.SecurityContextArgs(
-                                allow_privilege_escalation=False,
-                                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])),
-                            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="script", mount_path="/check", read_only=True)],
-                        )],
+                        containers=[container],
                         volumes=[k8s.core.v1.VolumeArgs(name="script", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
                             name=args.script_config_map))],
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(
-                create=f"{deadline // 60 + 5}m", update=f"{deadline // 60 + 5}m")),
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
         )
         self.register_outputs({"job": self.job.metadata.name})

@@ -8,14 +8,7 @@ from typing import Any, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from planner.plan import PlannedPool
-
-POOL_LABEL = "kindo-models/pool"
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"  # the NVIDIA device plugin chart's affinity also accepts this label
-GPU_TAINT_KEY = "nvidia.com/gpu"
-# Root device per AMI family: AL2023 boots and stores images on /dev/xvda; Bottlerocket keeps its OS on
-# /dev/xvda and container images and volumes on its data volume /dev/xvdb.
-ROOT_DEVICE = {"AL2023_x86_64_NVIDIA": "/dev/xvda", "BOTTLEROCKET_x86_64_NVIDIA": "/dev/xvdb"}
+from planner.pools import PlannedPool
 
 
 @dataclass
@@ -23,8 +16,7 @@ class GpuNodePoolArgs:
     cluster_name: pulumi.Input[str]
     pool: PlannedPool
     node_role_arn: pulumi.Input[str]
-    subnet_ids: pulumi.Input[Sequence[str]]
-    tags: dict[str, str] = field(default_factory=dict)
+    cluster_subnet_ids: pulumi.Input[Sequence[str]]  # the cluster's own, for a pool whose plan names none
     plan_input: dict[str, Any] = field(default_factory=dict)  # planner.policy_input: what a policy pack checks
 
 
@@ -36,14 +28,14 @@ class GpuNodePool(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("kindo-models:index:GpuNodePool", name, args.plan_input or None, opts)
         pool = args.pool
-        tags = {"kindo-models/pool": pool.name, "managed-by": "pulumi", **args.tags}
+        tags = pool.tags
         capacity_block = pool.capacityType == "CAPACITY_BLOCK"
 
         self.launch_template = aws.ec2.LaunchTemplate(
             f"{name}-lt",
             description=f"kindo-models GPU pool {pool.name}: root volume sized for the weights placed on it",
             block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                device_name=ROOT_DEVICE[pool.amiType],
+                device_name=pool.dataDevice,
                 ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
                     volume_size=pool.diskSizeGiB, volume_type="gp3", encrypted="true", delete_on_termination="true",
                 ),
@@ -64,22 +56,20 @@ class GpuNodePool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-        # A capacity reservation or block lives in one Availability Zone: use the pool's own subnets then.
-        subnets = pool.config.subnetIds if pool.config.subnetIds else args.subnet_ids
         self.node_group = aws.eks.NodeGroup(
             f"{name}-ng",
             cluster_name=args.cluster_name,
             node_group_name_prefix=f"kindo-{pool.name}-",
             node_role_arn=args.node_role_arn,
-            subnet_ids=subnets,
+            subnet_ids=pool.subnetIds or args.cluster_subnet_ids,
             instance_types=[pool.instanceType],
             ami_type=pool.amiType,
             capacity_type=pool.capacityType,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=pool.minSize, max_size=pool.maxSize, desired_size=pool.desiredSize,
             ),
-            labels={GPU_PRESENT_LABEL: "true", POOL_LABEL: pool.name, **pool.config.labels},
-            taints=[aws.eks.NodeGroupTaintArgs(key=GPU_TAINT_KEY, value="true", effect="NO_SCHEDULE")],
+            labels=pool.labels,
+            taints=[aws.eks.NodeGroupTaintArgs(**taint) for taint in pool.taints],
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=self.launch_template.id, version=self.launch_template.latest_version.apply(str),
             ),

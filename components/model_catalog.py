@@ -16,9 +16,10 @@ import pulumi
 
 from dynamic_providers.kindo_model import KindoModel, KindoModelArgs
 from dynamic_providers.unleash_flag import UnleashModelFlag, UnleashModelFlagArgs
-from planner.config import PROJECT, SecretRef
-from planner.kindo_body import kindo_body
-from planner.plan import Plan, PlannedModel, flag_specs
+from planner.config import SecretRef
+from planner.model_plan import PlannedModel
+from planner.names import PROJECT
+from planner.plan import Plan
 
 
 @dataclass
@@ -75,19 +76,16 @@ class ModelCatalog(pulumi.ComponentResource):
         for model in sorted(plan.models, key=lambda m: m.replacement is not None):
             self.models[model.litellmModelName] = self._register(model, args)
 
-        specs = flag_specs(plan.settings)
         self.flags = {}
-        for flag, names in plan.flags.items():
-            if not names:
-                continue
-            self.flags[flag] = UnleashModelFlag(
-                flag,
+        for flag in plan.routed_flags:
+            self.flags[flag.key] = UnleashModelFlag(
+                flag.key,
                 UnleashModelFlagArgs(
-                    flag=flag,
+                    flag=flag.key,
                     environment=plan.settings.unleash.environment,
                     project=plan.settings.unleash.project,
-                    model_ids=[self.models[n].modelId for n in names],
-                    required=flag in specs and specs[flag].requirement == "required",
+                    model_ids=[self.models[n].modelId for n in flag.models],
+                    required=flag.required,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
@@ -98,7 +96,8 @@ class ModelCatalog(pulumi.ComponentResource):
         })
 
     def _register(self, model: PlannedModel, args: ModelCatalogArgs) -> KindoModel:
-        body = kindo_body(model)
+        body = model.body
+        assert body is not None
         params: dict[str, Any] = dict(body.fields["litellmParams"])
         for param, ref in body.secret_slots.items():
             params[param] = secret_input(ref, args.credentials, model.litellmModelName)

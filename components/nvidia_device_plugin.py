@@ -8,7 +8,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.gpu_node_pool import GPU_TAINT_KEY, POOL_LABEL
+from planner.pools import DevicePluginPlan
 
 CHART = "nvidia-device-plugin"
 CHART_REPOSITORY = "https://nvidia.github.io/k8s-device-plugin"
@@ -17,7 +17,7 @@ CHART_VERSION = "0.17.1"  # pinned: a chart upgrade is a reviewed change, not a 
 
 @dataclass
 class NvidiaDevicePluginArgs:
-    pool_names: list[str]
+    plan: DevicePluginPlan
     namespace: str = "nvidia-device-plugin"
 
 
@@ -26,6 +26,7 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NvidiaDevicePluginArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("kindo-models:index:NvidiaDevicePlugin", name, None, opts)
+        plan = args.plan
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             chart=CHART,
@@ -36,9 +37,9 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
             values={
                 # The chart's default affinity wants NFD labels; our pools carry their own label instead.
                 "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                    {"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": sorted(args.pool_names)}]},
+                    {"matchExpressions": [{"key": plan.poolLabel, "operator": "In", "values": plan.pools}]},
                 ]}}},
-                "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+                "tolerations": plan.tolerations,
                 "priorityClassName": "system-node-critical",
             },
             opts=pulumi.ResourceOptions(parent=self),

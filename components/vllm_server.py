@@ -1,8 +1,7 @@
-"""VllmServer: one self-hosted model on vLLM: Secret, model cache, Deployment and Service."""
+"""VllmServer: one self-hosted model on vLLM: Secret, model cache, Deployment and Service, as the plan decided."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -10,13 +9,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.gpu_node_pool import GPU_TAINT_KEY, POOL_LABEL
+from checker.endpoint_checker import VLLM_KEY_ENV
 from planner.servers import PlannedServer
-from planner.vllm_args import PORT
 
 CACHE_MOUNT = "/models-cache"
-# vLLM reads VLLM_API_KEY as --api-key; the Hugging Face libraries read HF_TOKEN and cache under HF_HOME.
-API_KEY_ENV = "VLLM_API_KEY"
+PORT_NAME = "http"
+HF_TOKEN_ENV = "HF_TOKEN"  # the Hugging Face libraries read HF_TOKEN and cache under HF_HOME
 
 
 @dataclass
@@ -27,141 +25,135 @@ class VllmServerArgs:
     plan_input: dict[str, Any] = field(default_factory=dict)  # planner.policy_input: what a policy pack checks
 
 
-def label_value(text: str) -> str:
-    """A Kubernetes label value: at most 63 of [A-Za-z0-9-_.], starting and ending alphanumeric."""
-    value = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:63]
-    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value)
+def secret_env(name: str, secret: pulumi.Input[str], key: str) -> k8s.core.v1.EnvVarArgs:
+    return k8s.core.v1.EnvVarArgs(name=name, value_from=k8s.core.v1.EnvVarSourceArgs(
+        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)))
 
 
 class VllmServer(pulumi.ComponentResource):
     url: pulumi.Output[str]
     api_key: pulumi.Output[str]
+    secret: k8s.core.v1.Secret
     service: k8s.core.v1.Service
     deployment: k8s.apps.v1.Deployment
 
     def __init__(self, name: str, args: VllmServerArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("kindo-models:index:VllmServer", name, args.plan_input or None, opts)
         server = args.server
-        child = pulumi.ResourceOptions(parent=self)
-        labels = {
-            "app.kubernetes.io/name": "vllm",
-            "app.kubernetes.io/instance": server.name,
-            "app.kubernetes.io/managed-by": "pulumi",
-            "kindo-models/model": label_value(server.litellmModelName),
-        }
-        selector = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": server.name}
-
         # The key Kindo (through LiteLLM) must send; generated once and kept in state as a secret.
-        self._api_key = random.RandomPassword(f"{name}-api-key", length=48, special=False, opts=child)
-        secret_data: dict[str, pulumi.Input[str]] = {API_KEY_ENV: self._api_key.result}
+        self._api_key = random.RandomPassword(f"{name}-api-key", length=48, special=False,
+                                              opts=pulumi.ResourceOptions(parent=self))
+        self.secret = self._secret(name, args)
+        cache = self._cache_volume(name, args)
+        self.deployment = self._deployment(name, args, self._container(args), cache)
+        # Named after litellmModelName, so the in-cluster URL is the plan's `url`.
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=server.name, namespace=args.namespace, labels=server.labels),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=self.deployment.spec.selector.match_labels,
+                ports=[k8s.core.v1.ServicePortArgs(name=PORT_NAME, port=server.port, target_port=PORT_NAME)],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.url = self.service.metadata.name.apply(lambda _: server.url)
+        self.api_key = self._api_key.result
+        self.register_outputs({**args.plan_input, "url": self.url, "api_key": self.api_key,
+                               "deployment": self.deployment.metadata.name})
+
+    def _secret(self, name: str, args: VllmServerArgs) -> k8s.core.v1.Secret:
+        data: dict[str, pulumi.Input[str]] = {VLLM_KEY_ENV: self._api_key.result}
         if args.huggingface_token is not None:
-            secret_data["HF_TOKEN"] = pulumi.Output.secret(args.huggingface_token)
-        self.secret = k8s.core.v1.Secret(
+            data[HF_TOKEN_ENV] = pulumi.Output.secret(args.huggingface_token)
+        return k8s.core.v1.Secret(
             f"{name}-secret",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{server.name}-vllm", namespace=args.namespace, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.server.name}-vllm", namespace=args.namespace,
+                                                labels=args.server.labels),
             type="Opaque",
-            string_data=secret_data,
-            opts=child,
+            string_data=data,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        # One replica keeps its weights across restarts on a PersistentVolumeClaim. Several replicas run on
-        # different nodes, where a ReadWriteOnce claim cannot follow them: each pod then gets its own claim
-        # (a generic ephemeral volume), sized the same.
+    def _cache_volume(self, name: str, args: VllmServerArgs) -> k8s.core.v1.VolumeArgs:
+        """One replica keeps its weights across restarts on a PersistentVolumeClaim. Several replicas run on
+        different nodes, where a ReadWriteOnce claim cannot follow them: each pod then gets its own claim (a generic
+        ephemeral volume), sized the same."""
+        server = args.server
         claim_spec = k8s.core.v1.PersistentVolumeClaimSpecArgs(
             access_modes=["ReadWriteOnce"],
             resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": f"{server.cacheVolumeGiB}Gi"}),
         )
-        single = server.replicas <= 1
-        if single:
-            self.cache = k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-cache",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{server.name}-cache", namespace=args.namespace, labels=labels),
-                spec=claim_spec,
-                # The claim binds when the pod lands on a node (WaitForFirstConsumer on EKS gp2/gp3).
-                opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(create="60m")),
-            )
-            cache_volume = k8s.core.v1.VolumeArgs(
-                name="cache",
-                persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=self.cache.metadata.name),
-            )
-        else:
-            cache_volume = k8s.core.v1.VolumeArgs(
-                name="cache",
-                ephemeral=k8s.core.v1.EphemeralVolumeSourceArgs(
-                    volume_claim_template=k8s.core.v1.PersistentVolumeClaimTemplateArgs(spec=claim_spec),
-                ),
-            )
+        if server.replicas > 1:
+            return k8s.core.v1.VolumeArgs(name="cache", ephemeral=k8s.core.v1.EphemeralVolumeSourceArgs(
+                volume_claim_template=k8s.core.v1.PersistentVolumeClaimTemplateArgs(spec=claim_spec)))
+        self.cache = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-cache",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{server.name}-cache", namespace=args.namespace, labels=server.labels),
+            spec=claim_spec,
+            # The claim binds when the pod lands on a node (WaitForFirstConsumer on EKS gp2/gp3).
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(create="60m")),
+        )
+        return k8s.core.v1.VolumeArgs(name="cache", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+            claim_name=self.cache.metadata.name))
 
-        health = k8s.core.v1.HTTPGetActionArgs(path="/health", port=PORT)
-        container = k8s.core.v1.ContainerArgs(
+    def _container(self, args: VllmServerArgs) -> k8s.core.v1.ContainerArgs:
+        server = args.server
+        health = k8s.core.v1.HTTPGetActionArgs(path="/health", port=server.port)
+        env = [k8s.core.v1.EnvVarArgs(name="HF_HOME", value=CACHE_MOUNT),
+               secret_env(VLLM_KEY_ENV, self.secret.metadata.name, VLLM_KEY_ENV)]
+        if args.huggingface_token is not None:
+            env.append(secret_env(HF_TOKEN_ENV, self.secret.metadata.name, HF_TOKEN_ENV))
+        gpus = str(server.gpusPerReplica)
+        return k8s.core.v1.ContainerArgs(
             name="vllm",
             image=server.image,
             command=["vllm", "serve"],
             args=server.args,
-            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
-            env=[
-                k8s.core.v1.EnvVarArgs(name="HF_HOME", value=CACHE_MOUNT),
-                k8s.core.v1.EnvVarArgs(name=API_KEY_ENV, value_from=k8s.core.v1.EnvVarSourceArgs(
-                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=self.secret.metadata.name, key=API_KEY_ENV))),
-                *([k8s.core.v1.EnvVarArgs(name="HF_TOKEN", value_from=k8s.core.v1.EnvVarSourceArgs(
-                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=self.secret.metadata.name, key="HF_TOKEN")))]
-                  if args.huggingface_token is not None else []),
-            ],
+            ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=server.port)],
+            env=env,
             resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": str(server.cpuRequest), "memory": f"{server.memoryRequestGiB}Gi",
-                          "nvidia.com/gpu": str(server.gpusPerReplica)},
-                limits={"memory": f"{server.memoryRequestGiB}Gi", "nvidia.com/gpu": str(server.gpusPerReplica)},
+                requests={"cpu": str(server.cpuRequest), "memory": f"{server.memoryRequestGiB}Gi", "nvidia.com/gpu": gpus},
+                limits={"memory": f"{server.memoryRequestGiB}Gi", "nvidia.com/gpu": gpus},
             ),
-            volume_mounts=[
-                k8s.core.v1.VolumeMountArgs(name="cache", mount_path=CACHE_MOUNT),
-                k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm"),
-            ],
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="cache", mount_path=CACHE_MOUNT),
+                           k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm")],
             # Download + load + CUDA graphs may take long; the startup probe allows it, then liveness takes over.
             startup_probe=k8s.core.v1.ProbeArgs(http_get=health, period_seconds=10, timeout_seconds=5,
                                                 failure_threshold=max(1, server.startupBudgetSeconds // 10)),
             readiness_probe=k8s.core.v1.ProbeArgs(http_get=health, period_seconds=10, timeout_seconds=5, failure_threshold=3),
             liveness_probe=k8s.core.v1.ProbeArgs(http_get=health, period_seconds=20, timeout_seconds=10, failure_threshold=3),
         )
-        self.deployment = k8s.apps.v1.Deployment(
+
+    def _deployment(self, name: str, args: VllmServerArgs, container: k8s.core.v1.ContainerArgs,
+                    cache: k8s.core.v1.VolumeArgs) -> k8s.apps.v1.Deployment:
+        server = args.server
+        # GPUs are scarce: replace pods in place instead of surging a replica that may never schedule, and a single
+        # replica's ReadWriteOnce cache cannot be shared with its successor.
+        strategy = (k8s.apps.v1.DeploymentStrategyArgs(type="Recreate") if server.replicas <= 1 else
+                    k8s.apps.v1.DeploymentStrategyArgs(type="RollingUpdate", rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_surge=0, max_unavailable=1)))
+        shm = k8s.core.v1.VolumeArgs(name="dshm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+            medium="Memory", size_limit=f"{server.shmGiB}Gi"))
+        # Pulumi would otherwise wait the default 10 minutes for readiness; the download can take longer.
+        timeout = f"{server.startupBudgetSeconds // 60 + 10}m"
+        return k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=server.name, namespace=args.namespace, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=server.name, namespace=args.namespace, labels=server.labels),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=server.replicas,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                # GPUs are scarce: replace pods in place instead of surging a replica that may never schedule,
-                # and a single replica's ReadWriteOnce cache cannot be shared with its successor.
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate") if single else k8s.apps.v1.DeploymentStrategyArgs(
-                    type="RollingUpdate",
-                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_surge=0, max_unavailable=1)),
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=server.selector),
+                strategy=strategy,
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=server.labels),
                     spec=k8s.core.v1.PodSpecArgs(
                         containers=[container],
-                        node_selector={POOL_LABEL: server.pool},
-                        tolerations=[k8s.core.v1.TolerationArgs(key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")],
-                        volumes=[cache_volume, k8s.core.v1.VolumeArgs(
-                            name="dshm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit=f"{server.shmGiB}Gi"))],
+                        node_selector=server.nodeSelector,
+                        tolerations=[k8s.core.v1.TolerationArgs(**t) for t in server.tolerations],
+                        volumes=[cache, shm],
                         termination_grace_period_seconds=60,
                     ),
                 ),
             ),
-            # Pulumi would otherwise wait the default 10 minutes for readiness; the download can take longer.
-            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(
-                create=f"{server.startupBudgetSeconds // 60 + 10}m", update=f"{server.startupBudgetSeconds // 60 + 10}m")),
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
         )
-        # Named after litellmModelName, so the in-cluster URL is derivable (the plan's `url`).
-        self.service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=server.name, namespace=args.namespace, labels=labels),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="ClusterIP",
-                selector=selector,
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=PORT, target_port="http")],
-            ),
-            opts=child,
-        )
-        self.url = pulumi.Output.all(self.service.metadata.name, args.namespace).apply(
-            lambda parts: f"http://{parts[0]}.{parts[1]}.svc.cluster.local:{PORT}/v1")
-        self.api_key = self._api_key.result
-        self.register_outputs({**args.plan_input, "url": self.url, "api_key": self.api_key,
-                               "deployment": self.deployment.metadata.name})

@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
+from annotated_types import Ge, Gt
 
 DATA = Path(__file__).parent / "data"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -30,8 +31,6 @@ def _load(path: Path) -> Any:
 class Gpu:
     name: str
     memoryMiB: int
-    computeCapability: float
-    fp8: bool
 
     @property
     def memory_bytes(self) -> int:
@@ -48,10 +47,15 @@ class InstanceType:
     reservationAdvised: bool = False
 
 
+def instance_families(table: dict[str, "InstanceType"]) -> list[str]:
+    """The instance families the catalog holds (g5, g6e, p5, ...), for messages."""
+    return sorted({name.split(".", 1)[0] for name in table})
+
+
 @lru_cache(maxsize=1)
 def instances() -> dict[str, InstanceType]:
     data = _load(DATA / "instances.yaml")
-    gpus = {name: Gpu(name=name, **spec) for name, spec in data["gpus"].items()}
+    gpus = {name: Gpu(name=name, memoryMiB=int(spec["memoryMiB"])) for name, spec in data["gpus"].items()}
     return {
         name: InstanceType(name=name, gpu=gpus[spec["gpu"]], **{k: v for k, v in spec.items() if k != "gpu"})
         for name, spec in data["instances"].items()
@@ -61,36 +65,46 @@ def instances() -> dict[str, InstanceType]:
 # --------------------------------------------------------------------------- model architectures
 
 
+# Field types carry their constraints, so the stack's `vllm.architecture` override (planner/config.py) is derived
+# from this one definition instead of retyping it.
+PositiveInt = Annotated[int, Gt(0)]
+PositiveFloat = Annotated[float, Gt(0)]
+NonNegativeInt = Annotated[int, Ge(0)]
+NativeDtype = Literal["bfloat16", "float16", "float32", "fp8", "mxfp4", "int4"]
+AttentionKind = Literal["mha", "gqa", "mla", "sliding", "hybrid"]
+ModelKind = Literal["chat", "embedding"]
+
+
 @dataclass(frozen=True)
 class Architecture:
     key: str
     huggingFaceIds: tuple[str, ...]
     family: str
-    kind: str
-    parametersB: float
-    activeParametersB: float
-    nativeDtype: str
-    layers: int
-    attentionHeads: int
-    kvHeads: int
-    headDim: int
-    attention: str
-    maxContext: int
-    fullAttentionLayers: int
-    slidingWindowLayers: int = 0
-    slidingWindow: int | None = None
-    hiddenSize: int | None = None
-    intermediateSize: int | None = None
-    experts: int | None = None
-    expertsPerToken: int | None = None
-    vocabSize: int | None = None
-    kvLoraRank: int | None = None
-    qkRopeHeadDim: int | None = None
-    checkpointGiB: float | None = None
+    kind: ModelKind
+    parametersB: PositiveFloat
+    activeParametersB: PositiveFloat
+    nativeDtype: NativeDtype
+    layers: PositiveInt
+    attentionHeads: PositiveInt
+    kvHeads: PositiveInt
+    headDim: PositiveInt
+    attention: AttentionKind
+    maxContext: PositiveInt
+    fullAttentionLayers: NonNegativeInt
+    slidingWindowLayers: NonNegativeInt = 0
+    slidingWindow: Optional[PositiveInt] = None
+    hiddenSize: Optional[PositiveInt] = None
+    intermediateSize: Optional[PositiveInt] = None
+    experts: Optional[PositiveInt] = None
+    expertsPerToken: Optional[PositiveInt] = None
+    vocabSize: Optional[PositiveInt] = None
+    kvLoraRank: Optional[PositiveInt] = None
+    qkRopeHeadDim: Optional[PositiveInt] = None
+    checkpointGiB: Optional[PositiveFloat] = None
     vision: bool = False
     toolCalling: bool = False
-    toolCallParser: str | None = None
-    reasoningParser: str | None = None
+    toolCallParser: Optional[str] = None
+    reasoningParser: Optional[str] = None
     trustRemoteCode: bool = False
     minVllmVersion: str = "0.6.0"
     source: str = ""
@@ -106,6 +120,8 @@ class Architecture:
 
 
 ARCHITECTURE_FIELDS = {f.name for f in fields(Architecture)}
+# Identity and provenance of a catalog entry: a stack describes a model's shape, not these.
+NOT_OVERRIDABLE = ("key", "huggingFaceIds", "source", "notes")
 REQUIRED_FOR_SIZING = ("parametersB", "layers", "attentionHeads", "kvHeads", "headDim", "maxContext")
 
 
@@ -303,6 +319,7 @@ class FlagSpec:
     accepts: tuple[str, ...]
     needs: str | None = None
     exactlyOne: bool = False
+    fallback: bool = False
     description: str = ""
 
 
@@ -323,6 +340,7 @@ def flags() -> tuple[dict[str, FlagSpec], tuple[Route, ...]]:
             accepts=_as_tuple(spec.get("accepts")),
             needs=spec.get("needs"),
             exactlyOne=bool(spec.get("exactlyOne", False)),
+            fallback=bool(spec.get("fallback", False)),
             description=str(spec.get("description", "")),
         )
         for key, spec in data["flags"].items()
@@ -347,17 +365,48 @@ class Provider:
     apiBaseAllowed: bool = False
     datedModelIds: bool = False
     selfHosted: bool = False
+    openaiCompatible: bool = False
+    ambientCredential: str | None = None
+    cloudCatalogMatch: Literal["exact", "contains"] = "exact"
+
+
+@lru_cache(maxsize=1)
+def _providers_file() -> dict[str, Any]:
+    return _load(DATA / "providers.yaml")
 
 
 @lru_cache(maxsize=1)
 def providers() -> dict[str, Provider]:
     out = {}
-    for spec in _load(DATA / "providers.yaml")["providers"]:
+    for spec in _providers_file()["providers"]:
         spec = dict(spec)
         spec["prefixes"] = _as_tuple(spec.get("prefixes"))
         spec["requires"] = _as_tuple(spec.get("requires"))
         out[spec["displayName"]] = Provider(**spec)
     return out
+
+
+@lru_cache(maxsize=1)
+def gated_organizations() -> frozenset[str]:
+    """Hugging Face organizations whose repositories need an accepted licence and a token."""
+    return frozenset(str(o).lower() for o in _providers_file()["huggingFace"]["gatedOrganizations"])
+
+
+# --------------------------------------------------------------------------- weight formats
+
+
+@dataclass(frozen=True)
+class QuantizationFormat:
+    name: str
+    bytesPerParam: float | None  # None: sized as the checkpoint is published
+    needsCheckpoint: bool
+
+
+@lru_cache(maxsize=1)
+def quantization_formats() -> dict[str, QuantizationFormat]:
+    data = _load(DATA / "quantization.yaml")["formats"]
+    return {str(name): QuantizationFormat(str(name), spec.get("bytesPerParam"), bool(spec.get("needsCheckpoint")))
+            for name, spec in data.items()}
 
 
 @dataclass(frozen=True)
@@ -371,3 +420,16 @@ class CloudModel:
 @lru_cache(maxsize=1)
 def cloud_models() -> dict[str, CloudModel]:
     return {m["match"]: CloudModel(**m) for m in _load(DATA / "cloud_models.yaml")["models"]}
+
+
+def find_cloud_model(litellm_model: str | None, provider: Provider | None) -> CloudModel | None:
+    """The cloud catalog entry of a provider-prefixed LiteLLM id; the longest key first (gpt-4o-mini before gpt-4o)."""
+    if not litellm_model:
+        return None
+    name = litellm_model.split("/", 1)[-1]
+    table = cloud_models()
+    contains = provider is not None and provider.cloudCatalogMatch == "contains"
+    for key in sorted(table, key=len, reverse=True):
+        if name == key or (contains and key in name):
+            return table[key]
+    return None

@@ -1,18 +1,25 @@
-"""Pitfall checks on the contract: one small pure function per concern, each returning findings."""
+"""Pitfall checks on the contract: one small function per concern, each returning findings.
+
+They judge resolved models (planner/resolve.py) and the stack's settings; none looks a catalog up again. The only
+outside fact they read is the environment `pulumi up` will run in (which `${VAR}` keys are set), and it is passed in.
+"""
 
 from __future__ import annotations
 
 import difflib
 import ipaddress
-import os
 import re
 from collections import Counter
+from typing import Mapping, Sequence
 from urllib.parse import urlparse
 
 from planner import catalogs
-from planner.catalogs import FlagSpec, InstanceType, Provider
-from planner.config import PROJECT, GpuPool, ModelEntry, SecretRef, Settings
+from planner.catalogs import FlagSpec, InstanceType
+from planner.config import GpuPool, ModelEntry, SecretRef, Settings
 from planner.findings import Finding, error, info, warning
+from planner.names import PROJECT
+from planner.resolve import ResolvedModel
+from planner.servers import PlannedServer
 
 SECRET_FIELDS = ("apiKey", "awsAccessKeyId", "awsSecretAccessKey")
 DATED_ID = re.compile(r"\d{8}")
@@ -24,15 +31,11 @@ def set_secret_command(name: str) -> str:
     return f"pulumi config set --path --secret {PROJECT}:credentials.{name} <key>"
 
 
-def find_provider(name: str, extra: list[str]) -> tuple[Provider | None, list[str]]:
-    known = catalogs.providers()
-    return known.get(name), sorted(set(known) | set(extra))
-
-
-def check_provider(entry: ModelEntry, extra_names: list[str]) -> list[Finding]:
-    provider, known = find_provider(entry.provider, extra_names)
-    if provider or entry.provider in extra_names:
+def check_provider(model: ResolvedModel, extra_names: list[str]) -> list[Finding]:
+    entry = model.entry
+    if model.provider or entry.provider in extra_names:
         return []
+    known = sorted(set(catalogs.providers()) | set(extra_names))
     subject = entry.litellmModelName
     folded = {k.lower().replace(" ", "").replace("-", ""): k for k in known}
     near = folded.get(entry.provider.lower().replace(" ", "").replace("-", ""))
@@ -47,20 +50,13 @@ def check_provider(entry: ModelEntry, extra_names: list[str]) -> list[Finding]:
                     f"If it exists, list it under {PROJECT}:kindo.providerDisplayNames.")]
 
 
-def litellm_model(entry: ModelEntry) -> str | None:
-    if entry.litellmModel:
-        return entry.litellmModel
-    return f"openai/{entry.litellmModelName}" if entry.vllm else None
-
-
-def check_litellm_model(entry: ModelEntry) -> list[Finding]:
+def check_litellm_model(resolved: ResolvedModel) -> list[Finding]:
+    entry, provider, model = resolved.entry, resolved.provider, resolved.litellm_model
     subject = entry.litellmModelName
-    model = litellm_model(entry)
     if not model:
         return [error("litellm-model-missing", subject, "litellmModel is required for a model without a `vllm` block: "
                       "the provider-prefixed LiteLLM id, e.g. anthropic/claude-sonnet-4-20250514.")]
     findings: list[Finding] = []
-    provider = catalogs.providers().get(entry.provider)
     if provider and not model.startswith(provider.prefixes):
         findings.append(error("litellm-prefix-mismatch", subject, f"litellmModel {model!r} does not start with the "
                               f"{entry.provider} prefix {' or '.join(provider.prefixes)}: LiteLLM would route it to another "
@@ -91,7 +87,8 @@ def _is_local(host: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
-def check_api_base(entry: ModelEntry) -> list[Finding]:
+def check_api_base(resolved: ResolvedModel) -> list[Finding]:
+    entry, provider = resolved.entry, resolved.provider
     if not entry.apiBase:
         return []
     subject = entry.litellmModelName
@@ -103,7 +100,6 @@ def check_api_base(entry: ModelEntry) -> list[Finding]:
         return [error("api-base-localhost", subject, f"apiBase {entry.apiBase!r} points at {parsed.hostname}: inside the "
                       "cluster that is LiteLLM's own pod, not your server. Use a hostname that resolves from the cluster "
                       "(a Service DNS name or a stable external host).")]
-    provider = catalogs.providers().get(entry.provider)
     if provider and provider.standardApiBase and not provider.apiBaseAllowed:
         if entry.apiBase.rstrip("/") != provider.standardApiBase.rstrip("/"):
             return [warning("api-base-standard-provider", subject, f"apiBase is set for {entry.provider}, whose endpoint "
@@ -112,8 +108,8 @@ def check_api_base(entry: ModelEntry) -> list[Finding]:
     return []
 
 
-def check_required_fields(entry: ModelEntry) -> list[Finding]:
-    provider = catalogs.providers().get(entry.provider)
+def check_required_fields(resolved: ResolvedModel) -> list[Finding]:
+    entry, provider = resolved.entry, resolved.provider
     if not provider:
         return []
     present = {
@@ -130,7 +126,8 @@ def check_required_fields(entry: ModelEntry) -> list[Finding]:
                   + ", ".join(missing) + " to the model entry.")]
 
 
-def check_secrets(entry: ModelEntry, credentials: dict[str, SecretRef]) -> list[Finding]:
+def check_secrets(resolved: ResolvedModel, credentials: dict[str, SecretRef], environ: Mapping[str, str]) -> list[Finding]:
+    entry, provider = resolved.entry, resolved.provider
     subject = entry.litellmModelName
     findings: list[Finding] = []
     for name in SECRET_FIELDS:
@@ -147,16 +144,15 @@ def check_secrets(entry: ModelEntry, credentials: dict[str, SecretRef]) -> list[
         if ref and ref.kind == "credential" and ref.name not in credentials and "*" not in credentials:
             findings.append(warning("credential-missing", subject, f"credential {ref.name!r} is not set in this stack; the "
                                     f"model would be registered without its key. Run `{set_secret_command(ref.name)}`."))
-        if ref and ref.kind == "env" and ref.name not in os.environ:
+        if ref and ref.kind == "env" and ref.name not in environ:
             findings.append(warning("secret-env-unset", subject, f"{ref.describe()} is not set in this environment; "
                                     f"`pulumi up` reads it from the environment it runs in. Export {ref.name} there, or "
                                     f"store it as `{set_secret_command(ref.name.lower())}` and use a credential."))
-    provider = catalogs.providers().get(entry.provider)
     if provider and provider.keyRequired and entry.api_key is None and not entry.vllm:
         findings.append(warning("api-key-missing", subject, f"no apiKey or credential for {entry.provider}: LiteLLM falls "
                                 "back to its own environment variables, and Kindo's catalog shows the model as missing a "
                                 f"key. Add `credential: NAME` and run `{set_secret_command('NAME')}`."))
-    if entry.provider == "AWS Bedrock" and entry.awsAccessKeyId is None and entry.awsSecretAccessKey is None:
+    if provider and provider.ambientCredential and entry.awsAccessKeyId is None and entry.awsSecretAccessKey is None:
         findings.append(info("bedrock-irsa", subject, "no AWS keys: LiteLLM uses the cluster's IRSA role, which needs "
                              "bedrock:InvokeModel and aws-marketplace:ViewSubscriptions/Subscribe, and the model must be "
                              "enabled under Bedrock > Model access."))
@@ -181,28 +177,12 @@ def check_types(entry: ModelEntry) -> list[Finding]:
     return findings
 
 
-def advertised_context(entry: ModelEntry) -> tuple[int | None, int | None, str]:
-    """(context window, max output, source) that the model advertises, when known."""
-    if entry.vllm:
-        arch, _ = catalogs.architectures().find(entry.vllm.model)
-        override = entry.vllm.architecture.maxContext if entry.vllm.architecture else None
-        if override or arch:
-            return override or (arch.maxContext if arch else None), None, entry.vllm.model
-        return None, None, ""
-    model = litellm_model(entry) or ""
-    name = model.split("/", 1)[-1]
-    table = catalogs.cloud_models()
-    for key in sorted(table, key=len, reverse=True):  # longest match first: gpt-4o-mini before gpt-4o
-        if name == key or (entry.provider == "AWS Bedrock" and key in name):
-            return table[key].contextWindow, table[key].maxOutput, key
-    return None, None, ""
-
-
-def check_context(entry: ModelEntry, max_that_fits: int | None) -> list[Finding]:
+def check_context(resolved: ResolvedModel, max_that_fits: int | None) -> list[Finding]:
+    entry = resolved.entry
     subject = entry.litellmModelName
     if not entry.contextWindow or entry.metadataType == "Transcription":
         return []
-    advertised, max_output, source = advertised_context(entry)
+    advertised, max_output, source = resolved.advertised
     findings: list[Finding] = []
     if advertised and entry.contextWindow < advertised:
         served = f" (its GPUs hold {max_that_fits:,} tokens)" if max_that_fits else ""
@@ -234,9 +214,7 @@ def check_flag_names(entry: ModelEntry, specs: dict[str, FlagSpec]) -> list[Find
     return findings
 
 
-def check_flags(
-    table: dict[str, list[str]], specs: dict[str, FlagSpec], models: dict[str, ModelEntry], capabilities: dict[str, dict[str, bool]]
-) -> list[Finding]:
+def check_flags(table: dict[str, list[str]], specs: dict[str, FlagSpec], models: dict[str, ResolvedModel]) -> list[Finding]:
     findings: list[Finding] = []
     for key, spec in specs.items():
         routed = table.get(key, [])
@@ -249,13 +227,13 @@ def check_flags(
         if spec.requirement == "conditional" and not routed:
             findings.append(info("flag-conditional-empty", key, f"{key} has no model: {spec.description} stays off."))
         for name in routed:
-            entry = models.get(name)
-            if entry is None:
+            model = models.get(name)
+            if model is None:
                 continue
-            if spec.accepts and entry.metadataType not in spec.accepts:
+            if spec.accepts and model.entry.metadataType not in spec.accepts:
                 findings.append(error("flag-wrong-model-type", name, f"{key} takes {' or '.join(spec.accepts)} models, but "
-                                      f"{name} is {entry.metadataType!r}. Remove {key} from its flags."))
-            elif spec.needs and not capabilities.get(name, {}).get(spec.needs, False):
+                                      f"{name} is {model.entry.metadataType!r}. Remove {key} from its flags."))
+            elif spec.needs and not model.capabilities.get(spec.needs, False):
                 findings.append(error("flag-capability-missing", name, f"{key} needs {spec.needs}, which {name} does not "
                                       f"have (capabilities.{spec.needs}). Remove {key} from its flags, or set "
                                       f"capabilities.{spec.needs}: true if the model does support it."))
@@ -269,14 +247,14 @@ def check_duplicates(models: list[ModelEntry]) -> list[Finding]:
             for name, count in counts.items() if count > 1]
 
 
-def check_pool(pool: GpuPool) -> list[Finding]:
+def check_pool(pool: GpuPool, instance: InstanceType | None) -> list[Finding]:
     findings: list[Finding] = []
-    instance = catalogs.instances().get(pool.instanceType)
     if instance is None:
-        close = difflib.get_close_matches(pool.instanceType, list(catalogs.instances()), n=3, cutoff=0.6)
+        table = catalogs.instances()
+        close = difflib.get_close_matches(pool.instanceType, list(table), n=3, cutoff=0.6)
         findings.append(error("pool-unknown-instance-type", pool.name, f"instanceType {pool.instanceType!r} is not a GPU "
                               f"instance type in the catalog. {('Did you mean ' + ', '.join(close) + '? ') if close else ''}"
-                              "Known families: g5, g6, g6e, p4d, p4de, p5, p5e, p5en, p6-b200."))
+                              f"Known families: {', '.join(catalogs.instance_families(table))}."))
     if pool.minSize > pool.maxSize:
         findings.append(error("pool-size-invalid", pool.name, f"minSize {pool.minSize} is above maxSize {pool.maxSize}."))
     if pool.desiredSize is not None and not pool.minSize <= pool.desiredSize <= pool.maxSize:
@@ -295,30 +273,6 @@ def check_pool(pool: GpuPool) -> list[Finding]:
     return findings
 
 
-def nodes_needed(gpus_per_replica: list[int], gpus_per_node: int) -> int:
-    """First-fit decreasing: a replica's GPUs must sit on one node."""
-    free: list[int] = []
-    for need in sorted(gpus_per_replica, reverse=True):
-        for index, left in enumerate(free):
-            if left >= need:
-                free[index] -= need
-                break
-        else:
-            free.append(gpus_per_node - need)
-    return len(free)
-
-
-def check_pool_capacity(pool: GpuPool, instance: InstanceType, replicas: list[int]) -> list[Finding]:
-    if not replicas:
-        return [info("pool-unused", pool.name, "no self-hosted model is placed on this pool; it still creates a node group.")]
-    needed = nodes_needed(replicas, instance.gpus)
-    if needed > pool.maxSize:
-        return [error("pool-too-small", pool.name, f"its servers need {needed} {instance.name} node"
-                      f"{'s' if needed > 1 else ''} ({sum(replicas)} GPUs in replicas of {', '.join(map(str, sorted(set(replicas))))}), "
-                      f"but maxSize is {pool.maxSize}. Raise maxSize to {needed}.")]
-    return []
-
-
 def check_stack(settings: Settings, self_hosted: list[ModelEntry]) -> list[Finding]:
     findings: list[Finding] = []
     for key, ref in (("kindoApiKey", settings.kindoApiKey), ("unleashApiToken", settings.unleashApiToken)):
@@ -331,7 +285,8 @@ def check_stack(settings: Settings, self_hosted: list[ModelEntry]) -> list[Findi
     if settings.huggingFaceToken and settings.huggingFaceToken.kind == "plain":
         findings.append(error("plain-text-secret", "huggingFaceToken", f"{PROJECT}:huggingFaceToken is in plain text. Run "
                               f"`pulumi config set --secret {PROJECT}:huggingFaceToken <token>` instead."))
-    gated = [m.vllm.model for m in self_hosted if m.vllm and m.vllm.model.split("/")[0].lower() in GATED_ORGANIZATIONS]
+    gated_organizations = catalogs.gated_organizations()
+    gated = [m.vllm.model for m in self_hosted if m.vllm and m.vllm.model.split("/")[0].lower() in gated_organizations]
     if gated and settings.huggingFaceToken is None:
         findings.append(warning("huggingface-token-missing", "huggingFaceToken", f"{', '.join(gated)} "
                                 f"{'are' if len(gated) > 1 else 'is'} gated on Hugging Face; the download fails without a "
@@ -347,5 +302,15 @@ def check_stack(settings: Settings, self_hosted: list[ModelEntry]) -> list[Findi
     return findings
 
 
-# Organizations whose repositories need an accepted licence and a token (Hugging Face gated repos).
-GATED_ORGANIZATIONS = frozenset({"meta-llama", "google", "mistralai", "deephat"})
+
+def check_service_names(servers: Sequence[PlannedServer]) -> list[Finding]:
+    """Two routing keys that give one Kubernetes Service name would serve one model under both names."""
+    findings: list[Finding] = []
+    names: dict[str, str] = {}
+    for server in servers:
+        if server.name in names and names[server.name] != server.litellmModelName:
+            findings.append(error("service-name-collision", server.litellmModelName, f"litellmModelName "
+                                  f"{server.litellmModelName!r} and {names[server.name]!r} give the same Kubernetes Service "
+                                  f"name {server.name!r}. Rename one of them."))
+        names[server.name] = server.litellmModelName
+    return findings

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from planner.config import ConfigFileError, load_settings
-from planner.plan import Plan, make_plan
+from planner.plan import make_plan
 
 if TYPE_CHECKING:
-    from planner.verify import Summary
+    from checker.endpoint_checker import Summary
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -110,15 +110,14 @@ def verify_unusable(args: argparse.Namespace, message: str) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    try:
-        from planner import verify  # requests is a runtime dependency, not one of the planner's three
-    except ImportError as exc:
-        return verify_unusable(args, f"verify needs the requests package ({exc}): pip install -r requirements.txt")
+    from checker import endpoint_checker as checker
+    from planner import targets
+
     if args.all and args.base_url:
         return verify_unusable(args, "--base-url names one endpoint: use it with --model, not --all")
     if args.base_url:
         try:
-            verify.split_base_url(args.base_url)
+            checker.split_base_url(args.base_url)
         except ValueError as exc:
             return verify_unusable(args, str(exc))
     path = args.config_file if args.config_file else stack_path(args.stack)
@@ -130,13 +129,13 @@ def run_verify(args: argparse.Namespace) -> int:
     # server wrong), so a plan with errors is still verified; `plan` reports those.
     plan = make_plan(settings, findings)
     try:
-        targets = verify.targets_for(plan, None if args.all else [args.model], base_url=args.base_url,
-                                     api_key=args.api_key, environ=os.environ)
-    except verify.UnknownModel as exc:
+        chosen = targets.targets_for(plan.models, plan.servers, plan.stack, None if args.all else [args.model],
+                                     base_url=args.base_url, api_key=args.api_key, environ=os.environ)
+    except targets.UnknownModel as exc:
         return verify_unusable(args, str(exc))
-    options = verify.Options(connectTimeout=args.connect_timeout, readTimeout=args.timeout,
-                             contextFraction=args.context_fraction)
-    result = verify.run_all(targets, options)
+    options = checker.Options(connectTimeout=args.connect_timeout, readTimeout=args.timeout,
+                              contextFraction=args.context_fraction)
+    result = checker.run_all(chosen, options)
     if args.json:
         print(json.dumps({"stack": plan.stack, **result.to_json()}, separators=(",", ":")))
     else:
@@ -187,8 +186,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_verify(args)
     return EXIT_UNREADABLE  # argparse rejects unknown commands before this
 
-
-def summary(plan: Plan) -> str:
-    counts = {s: sum(1 for f in plan.findings if f.severity == s) for s in ("error", "warning", "info")}
-    return (f"stack {plan.stack}: {len(plan.models)} models, {len(plan.servers)} vLLM servers, {len(plan.pools)} GPU pools; "
-            f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} notes")

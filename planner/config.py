@@ -11,16 +11,16 @@ from __future__ import annotations
 import datetime
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Optional, get_type_hints
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from planner.catalogs import NOT_OVERRIDABLE, Architecture, quantization_formats
 from planner.findings import Finding, error
-
-PROJECT = "kindo-models"
+from planner.names import DEFAULT_NAMESPACE, PROJECT
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -102,40 +102,23 @@ class Capabilities(Strict):
     vision: bool | None = None
 
 
-class ArchitectureOverride(Strict):
-    """Any field of a catalog architecture, to describe a model the catalog lacks or correct one."""
-
-    parametersB: float | None = Field(None, gt=0)
-    activeParametersB: float | None = Field(None, gt=0)
-    nativeDtype: Literal["bfloat16", "float16", "float32", "fp8", "mxfp4", "int4"] | None = None
-    checkpointGiB: float | None = Field(None, gt=0)
-    layers: int | None = Field(None, gt=0)
-    hiddenSize: int | None = Field(None, gt=0)
-    intermediateSize: int | None = Field(None, gt=0)
-    experts: int | None = Field(None, gt=0)
-    expertsPerToken: int | None = Field(None, gt=0)
-    vocabSize: int | None = Field(None, gt=0)
-    attentionHeads: int | None = Field(None, gt=0)
-    kvHeads: int | None = Field(None, gt=0)
-    headDim: int | None = Field(None, gt=0)
-    attention: Literal["mha", "gqa", "mla", "sliding", "hybrid"] | None = None
-    fullAttentionLayers: int | None = Field(None, ge=0)
-    slidingWindowLayers: int | None = Field(None, ge=0)
-    slidingWindow: int | None = Field(None, gt=0)
-    kvLoraRank: int | None = Field(None, gt=0)
-    qkRopeHeadDim: int | None = Field(None, gt=0)
-    maxContext: int | None = Field(None, gt=0)
-    vision: bool | None = None
-    toolCalling: bool | None = None
-    toolCallParser: str | None = None
-    reasoningParser: str | None = None
-    trustRemoteCode: bool | None = None
-    minVllmVersion: Text | None = None
-    family: str | None = None
-    kind: Literal["chat", "embedding"] | None = None
+# Any field of a catalog architecture (planner/catalogs.py Architecture), to describe a model the catalog lacks or
+# correct one: derived from that one definition, constraints included. A version may be written as a YAML number.
+_OVERRIDE_INPUT_TYPES: dict[str, Any] = {"minVllmVersion": Text}
 
 
-Quantization = Literal["fp8", "awq", "gptq", "awq_marlin", "gptq_marlin", "bitsandbytes", "mxfp4", "compressed-tensors"]
+def _architecture_override_fields() -> dict[str, Any]:
+    hints = get_type_hints(Architecture, include_extras=True)
+    return {f.name: (Optional[_OVERRIDE_INPUT_TYPES.get(f.name, hints[f.name])], None)
+            for f in fields(Architecture) if f.name not in NOT_OVERRIDABLE}
+
+
+ArchitectureOverride = create_model(
+    "ArchitectureOverride", __base__=Strict, __doc__="A stack's correction or description of a model's architecture.",
+    **_architecture_override_fields())
+
+# The weight formats of planner/data/quantization.yaml: the schema accepts exactly what the sizing knows.
+Quantization = Literal[tuple(quantization_formats())]  # type: ignore[valid-type]
 KvCacheDtype = Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]
 
 
@@ -225,7 +208,7 @@ class GpuPool(Strict):
 
 class Cluster(Strict):
     name: str = Field(min_length=1)
-    namespace: str = "inference"
+    namespace: str = DEFAULT_NAMESPACE
     nodeRoleArn: str | None = None
     subnetIds: list[str] | None = None
 
@@ -253,12 +236,6 @@ class Unleash(Strict):
     project: str = "default"
     environment: str = Field(min_length=1)
     flagRequirements: dict[str, FlagRequirement] = Field(default_factory=dict)
-
-    @property
-    def base_url(self) -> str:
-        """The server's base URL; a trailing `/api` is accepted in config and removed here."""
-        url = self.url.rstrip("/")
-        return url[: -len("/api")] if url.endswith("/api") else url
 
 
 class VllmDefaults(Strict):
@@ -399,26 +376,35 @@ def validation_findings(exc: ValidationError, model: type[BaseModel], prefix: st
     return findings
 
 
-def parse_settings(raw: dict[str, Any], stack: str, region: str | None = None) -> tuple[Settings, list[Finding]]:
-    """Validate each section on its own, so that one mistake does not hide the others."""
-    settings = Settings(stack=stack, region=region, raw=raw if isinstance(raw, dict) else {})
-    findings: list[Finding] = []
-
+def _unknown_keys(raw: dict[str, Any]) -> list[Finding]:
+    findings = []
     for key in raw:
         if key not in KNOWN_KEYS:
             close = difflib.get_close_matches(key, list(KNOWN_KEYS), n=1, cutoff=0.6)
             hint = f"Did you mean `{PROJECT}:{close[0]}`?" if close else f"Known keys: {', '.join(KNOWN_KEYS)}."
             findings.append(error("config-unknown-key", key, f"{PROJECT}:{key} is not a setting of this project. {hint}"))
+    return findings
 
-    models_raw = raw.get("models", [])
-    if models_raw is None:
-        models_raw = []
-    if not isinstance(models_raw, list):
-        findings.append(error("config-invalid", "models", f"{PROJECT}:models must be a list of model entries, not a {type(models_raw).__name__}."))
-        models_raw = []
-    for index, entry in enumerate(models_raw):
-        name = entry.get("litellmModelName") if isinstance(entry, dict) else None
-        subject = name if isinstance(name, str) and name else f"models[{index}]"
+
+def _entries(raw: dict[str, Any], key: str, what: str) -> tuple[list[Any], list[Finding]]:
+    """The list under `key` (absent or null: empty), or a finding when it is not a list."""
+    value = raw.get(key)
+    if value is None:
+        return [], []
+    if not isinstance(value, list):
+        return [], [error("config-invalid", key, f"{PROJECT}:{key} must be a list of {what}, not a {type(value).__name__}.")]
+    return value, []
+
+
+def _entry_subject(entry: Any, name_field: str, where: str) -> str:
+    name = entry.get(name_field) if isinstance(entry, dict) else None
+    return name if isinstance(name, str) and name else where
+
+
+def _parse_models(raw: dict[str, Any], settings: Settings) -> list[Finding]:
+    entries, findings = _entries(raw, "models", "model entries")
+    for index, entry in enumerate(entries):
+        subject = _entry_subject(entry, "litellmModelName", f"models[{index}]")
         if not isinstance(entry, dict):
             findings.append(error("config-invalid", subject, f"models[{index}] must be a mapping of contract fields, not {_shorten(entry)}."))
             settings.invalid_models += 1
@@ -428,23 +414,28 @@ def parse_settings(raw: dict[str, Any], stack: str, region: str | None = None) -
         except ValidationError as exc:
             findings.extend(validation_findings(exc, ModelEntry, f"models[{index}]", subject))
             settings.invalid_models += 1
+    return findings
 
-    pools_raw = raw.get("gpuPools", []) or []
-    if not isinstance(pools_raw, list):
-        findings.append(error("config-invalid", "gpuPools", f"{PROJECT}:gpuPools must be a list of pools."))
-        pools_raw = []
-    for index, entry in enumerate(pools_raw):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        subject = name if isinstance(name, str) and name else f"gpuPools[{index}]"
+
+def _parse_pools(raw: dict[str, Any], settings: Settings) -> list[Finding]:
+    entries, findings = _entries(raw, "gpuPools", "pools")
+    for index, entry in enumerate(entries):
         try:
             settings.gpuPools.append(GpuPool.model_validate(entry))
         except ValidationError as exc:
-            findings.extend(validation_findings(exc, GpuPool, f"gpuPools[{index}]", subject))
+            findings.extend(validation_findings(exc, GpuPool, f"gpuPools[{index}]", _entry_subject(entry, "name", f"gpuPools[{index}]")))
+    return findings
 
-    sections: list[tuple[str, type[BaseModel], bool]] = [
-        ("cluster", Cluster, True), ("kindo", Kindo, True), ("unleash", Unleash, True), ("vllm", VllmDefaults, False),
-    ]
-    for key, model, required in sections:
+
+# Object-valued sections: (key, schema, required).
+SECTIONS: tuple[tuple[str, type[BaseModel], bool], ...] = (
+    ("cluster", Cluster, True), ("kindo", Kindo, True), ("unleash", Unleash, True), ("vllm", VllmDefaults, False),
+)
+
+
+def _parse_sections(raw: dict[str, Any], settings: Settings) -> list[Finding]:
+    findings: list[Finding] = []
+    for key, model, required in SECTIONS:
         value = raw.get(key)
         if value is None:
             if required:
@@ -454,28 +445,40 @@ def parse_settings(raw: dict[str, Any], stack: str, region: str | None = None) -
             setattr(settings, key, model.model_validate(value))
         except ValidationError as exc:
             findings.extend(validation_findings(exc, model, key, key))
+    return findings
 
+
+def _parse_secrets(raw: dict[str, Any], settings: Settings) -> list[Finding]:
+    findings: list[Finding] = []
     for key in SECRET_KEYS:
         try:
             setattr(settings, key, parse_secret(raw.get(key)))
         except ValueError as exc:
             findings.append(error("config-invalid", key, f"{PROJECT}:{key}: {exc}."))
-
     credentials_raw = raw.get("credentials") or {}
     if isinstance(credentials_raw, dict) and set(credentials_raw) == {"secure"}:
         # `pulumi config set --secret credentials '{...}'` encrypts the whole map: names unknown until deploy.
         settings.credentials = {"*": SecretRef("secure")}
-    elif isinstance(credentials_raw, dict):
-        for name, value in credentials_raw.items():
-            try:
-                ref = parse_secret(value)
-            except ValueError as exc:
-                findings.append(error("config-invalid", f"credentials.{name}", f"{PROJECT}:credentials.{name}: {exc}."))
-                continue
-            if ref is not None:
-                settings.credentials[str(name)] = ref
-    else:
-        findings.append(error("config-invalid", "credentials", f"{PROJECT}:credentials must map a name to a secure key."))
+        return findings
+    if not isinstance(credentials_raw, dict):
+        return findings + [error("config-invalid", "credentials", f"{PROJECT}:credentials must map a name to a secure key.")]
+    for name, value in credentials_raw.items():
+        try:
+            ref = parse_secret(value)
+        except ValueError as exc:
+            findings.append(error("config-invalid", f"credentials.{name}", f"{PROJECT}:credentials.{name}: {exc}."))
+            continue
+        if ref is not None:
+            settings.credentials[str(name)] = ref
+    return findings
+
+
+def parse_settings(raw: dict[str, Any], stack: str, region: str | None = None) -> tuple[Settings, list[Finding]]:
+    """Validate each section on its own, so that one mistake does not hide the others."""
+    settings = Settings(stack=stack, region=region, raw=raw if isinstance(raw, dict) else {})
+    findings = _unknown_keys(raw)
+    for parse in (_parse_models, _parse_pools, _parse_sections, _parse_secrets):
+        findings.extend(parse(raw, settings))
     return settings, findings
 
 

@@ -16,6 +16,11 @@ class Finding:
     subject: str  # the litellmModelName, pool name, flag key or config key concerned
     message: str  # what is wrong AND what to do
 
+    @property
+    def line(self) -> str:
+        """The one way a finding is written on a line (Pulumi's log, the RunError, the policy pack)."""
+        return f"{self.code} [{self.subject}]: {self.message}"
+
     def to_json(self) -> dict[str, str]:
         return {"severity": self.severity, "code": self.code, "subject": self.subject, "message": self.message}
 

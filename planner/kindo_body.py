@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from planner.config import SecretRef
-from planner.plan import PlannedModel
+from planner.config import ModelEntry, SecretRef
 
 # litellmParams key -> the contract field whose secret fills it
 SECRET_PARAMS = {"api_key": "apiKey", "aws_access_key_id": "awsAccessKeyId", "aws_secret_access_key": "awsSecretAccessKey"}
@@ -23,8 +22,8 @@ class KindoBody:
     server_key: bool = False  # litellmParams.api_key is the model's own vLLM server key
 
 
-def kindo_body(model: PlannedModel) -> KindoBody:
-    entry = model.entry
+def kindo_body(entry: ModelEntry, litellm_model: str | None, api_base: str | None) -> KindoBody:
+    """The body of `model/new` for an entry, with the LiteLLM id and API base the plan decided for it."""
     metadata = {
         "type": entry.metadataType,
         "costTier": entry.costTier,
@@ -34,8 +33,8 @@ def kindo_body(model: PlannedModel) -> KindoBody:
         "link": entry.docLink,
     }
     params: dict[str, Any] = {
-        "model": model.litellmModel,
-        "api_base": model.apiBase,
+        "model": litellm_model,
+        "api_base": api_base,
         "api_version": entry.apiVersion,
         "max_tokens": entry.maxTokens,
         "aws_region_name": entry.awsRegion,
@@ -54,5 +53,5 @@ def kindo_body(model: PlannedModel) -> KindoBody:
         fields["model_info"] = {"base_model": entry.baseModel}
     slots = {param: getattr(entry, name) if name != "apiKey" else entry.api_key for param, name in SECRET_PARAMS.items()}
     slots = {param: ref for param, ref in slots.items() if ref is not None}
-    server_key = model.selfHosted and "api_key" not in slots and entry.apiBase is None
+    server_key = entry.vllm is not None and "api_key" not in slots and entry.apiBase is None
     return KindoBody(fields=fields, secret_slots=slots, server_key=server_key)

@@ -31,9 +31,7 @@ def flags_table(plan: Plan) -> Table:
     table.add_column("flag")
     table.add_column("requirement")
     table.add_column("models")
-    from planner.plan import flag_specs
-
-    specs = flag_specs(plan.settings)
+    specs = plan.flagSpecs
     for key, models in plan.flags.items():
         requirement = specs[key].requirement if key in specs else "?"
         shown = ", ".join(models) if models else ("[bold red]none[/]" if requirement == "required" else "-")
@@ -54,8 +52,6 @@ def catalog_table(plan: Plan) -> Table:
 
 
 def print_plan(plan: Plan, console: Console | None = None) -> None:
-    from planner.cli import summary
-
     # Piped output (CI logs, `| less`) gets a wide page instead of rich's 80-column default.
     console = console or Console(width=None if sys.stdout.isatty() else 200)
     if plan.servers:
@@ -66,4 +62,4 @@ def print_plan(plan: Plan, console: Console | None = None) -> None:
         style = SEVERITY_STYLE[finding.severity]
         console.print(f"[{style}]{finding.severity:<7}[/] {finding.code} [bold]{finding.subject}[/]: {finding.message}",
                       highlight=False)
-    console.print(("[green]OK[/] " if plan.ok else "[bold red]ERRORS[/] ") + summary(plan), highlight=False)
+    console.print(("[green]OK[/] " if plan.ok else "[bold red]ERRORS[/] ") + plan.summary(), highlight=False)

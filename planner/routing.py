@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from planner.catalogs import FlagSpec, Route
 
 
@@ -32,3 +34,30 @@ def flag_table(model_flag_lists: dict[str, list[str]], specs: dict[str, FlagSpec
         for key in keys:
             table.setdefault(key, []).append(model)
     return table
+
+
+def flag_specs(specs: dict[str, FlagSpec], overrides: dict[str, str]) -> dict[str, FlagSpec]:
+    """The catalog's flags with the stack's requirement overrides (Kindo versions differ on what is required)."""
+    out = dict(specs)
+    for key, requirement in overrides.items():
+        base = out.get(key) or FlagSpec(key=key, requirement=requirement, accepts=(), description=key)
+        out[key] = replace(base, requirement=requirement)
+    return out
+
+
+def replacements(models: list[tuple[str, str]], table: dict[str, list[str]], specs: dict[str, FlagSpec]) -> dict[str, str | None]:
+    """Each model's delete-with-replacement target, by litellmModelName: the anchor of its metadataType.
+
+    models: (litellmModelName, metadataType) in declaration order. Anchors: for chat models the model of the
+    fallback flag (flags.yaml `fallback: true`, when exactly one model holds it), else the first declared model of
+    the type. An anchor has no replacement, so the wiring has no cycle (KindoModel inputs depend on the anchor's
+    ID); removing an anchor takes making another model the anchor first.
+    """
+    anchors: dict[str, str] = {}
+    for key, spec in specs.items():
+        holders = table.get(key, [])
+        if spec.fallback and len(holders) == 1 and "Text Generation" in spec.accepts:
+            anchors.setdefault("Text Generation", holders[0])
+    for name, metadata_type in models:
+        anchors.setdefault(metadata_type, name)
+    return {name: (anchors[kind] if anchors[kind] != name else None) for name, kind in models}

@@ -1,25 +1,25 @@
-"""Plan one vLLM server per self-hosted model: architecture, sizing, parsers, command line."""
+"""Decide one vLLM server per self-hosted model: context, sizing, parsers, resources and the command line.
+
+Each decision is a small function that returns its value and its findings; `plan_server` calls them in order
+on a resolved model (planner/resolve.py) and assembles the `PlannedServer` the components render.
+"""
 
 from __future__ import annotations
 
-import difflib
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from planner import catalogs
-from planner.catalogs import REQUIRED_FOR_SIZING, Architecture, InstanceType, VllmCatalog, VllmRelease
-from planner.config import GpuPool, ModelEntry
-from planner.findings import Finding, error, info, warning
-from planner.sizing import (
-    GIB,
-    Sizing,
-    disk_gib_for,
-    size,
-    smallest_fitting,
-    valid_tensor_parallel_sizes,
-)
-from planner.vllm_args import DERIVED_FLAGS, PORT, ArgsInput, extra_arg_value, flag_name, vllm_args
+from planner.catalogs import Architecture, InstanceType, VllmRelease
+from planner.config import ModelEntry, VllmSpec
+from planner.findings import Finding, error, warning
+from planner.names import GPU_TAINT_KEY, POOL_LABEL, PORT, labels, selector_labels, service_name, service_url
+from planner.resolve import ResolvedModel, ResolvedServer, close_match
+from planner.sizing import GIB, Sizing, SizingRequest, size, smallest_fitting, valid_tensor_parallel_sizes
+from planner.vllm_args import DERIVED_FLAGS, ArgsInput, extra_arg_value, flag_name, vllm_args
+
+# Fields a component renders but a reader of `plan --json` does not need.
+RENDER_ONLY = ("labels", "selector", "nodeSelector", "tolerations", "port")
 
 
 @dataclass
@@ -56,21 +56,18 @@ class PlannedServer:
     trustRemoteCode: bool
     toolCallParser: str | None
     reasoningParser: str | None
+    # What the components render: the one label set, the pods' selector, their node and taint.
+    labels: dict[str, str] = field(default_factory=dict)
+    selector: dict[str, str] = field(default_factory=dict)
+    nodeSelector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, str]] = field(default_factory=list)
+    port: int = PORT  # vLLM's --port, the container's and the Service's port
 
     def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k not in RENDER_ONLY}
         for key in ("gpuMemoryGiB", "weightsGiB", "budgetGiB", "runtimeGiB", "kvCacheGiB", "concurrency"):
             out[key] = round(out[key], 2)
         return out
-
-
-@dataclass
-class ServerContext:
-    pools: dict[str, GpuPool]
-    namespace: str
-    default_image: str | None
-    needs_tool_parser: bool
-    findings: list[Finding] = field(default_factory=list)
 
 
 # Share of a node's CPU and memory a replica may request per GPU it uses: the rest is for the kubelet, the
@@ -81,6 +78,8 @@ NODE_SHARE = 0.8
 # while an 8B model gets ~15 min; the startup probe, not the liveness probe, guards this window.
 STARTUP_BASE_SECONDS = 600
 STARTUP_SECONDS_PER_GIB = 20
+# The GPU pools' taint, tolerated by every pod that runs there.
+GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 
 
 def replica_resources(instance: InstanceType, gpus_per_replica: int, weights_gib: float) -> tuple[int, int, int, int]:
@@ -93,188 +92,55 @@ def replica_resources(instance: InstanceType, gpus_per_replica: int, weights_gib
     return cpu, memory, shm, startup
 
 
-def service_name(litellm_model_name: str) -> str:
-    """A DNS-1035 label derived from the routing key, stable for a given name."""
-    label = re.sub(r"[^a-z0-9-]+", "-", litellm_model_name.lower()).strip("-")
-    label = re.sub(r"-{2,}", "-", label)
-    if not label or not label[0].isalpha():
-        label = f"m-{label}".rstrip("-")
-    return label[:63].rstrip("-")
+def cache_volume_gib(weights_gib: float) -> int:
+    """The model cache: the weights and 20% for the tokenizer, config and partial downloads, in tens of GiB."""
+    return max(10, int(weights_gib * 1.2 + 9) // 10 * 10)
 
 
-def service_url(name: str, namespace: str) -> str:
-    return f"http://{name}.{namespace}.svc.cluster.local:{PORT}/v1"
+# --------------------------------------------------------------------------------------------- checks
 
 
-def image_version(image: str) -> catalogs.Version | None:
-    tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
-    return catalogs.parse_version(tag)
-
-
-def resolve_architecture(entry: ModelEntry, subject: str) -> tuple[Architecture | None, str, list[Finding]]:
-    """The model's architecture, how the catalog matched it ('' when exact or described in config), findings."""
-    spec = entry.vllm
-    assert spec is not None
-    findings: list[Finding] = []
-    found, how = catalogs.architectures().find(spec.model)
-    overrides = spec.architecture.model_dump(exclude_none=True) if spec.architecture else {}
-    if found is None:
-        missing = [k for k in REQUIRED_FOR_SIZING if k not in overrides]
-        if missing:
-            findings.append(error(
-                "architecture-unknown", subject,
-                f"vllm.model {spec.model!r} is not in the architecture catalog, so its GPU memory cannot be sized. "
-                f"Add vllm.architecture with {', '.join(missing)} (from the model's config.json: "
-                "num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, max_position_embeddings; "
-                "parametersB from the model card), or use a catalogued model id."))
-            return None, "", findings
-        overrides.setdefault("huggingFaceIds", [spec.model])
-        overrides.setdefault("key", spec.model.lower())
-        return catalogs.architecture_from_dict(overrides), "", findings
-    if how:
-        findings.append(info("architecture-matched", subject, f"vllm.model {spec.model!r}: architecture {how}."))
-    return (found.with_overrides(overrides) if overrides else found), how, findings
-
-
-def _close(name: str, options: tuple[str, ...] | list[str]) -> str:
-    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
-    return f" Did you mean {match[0]!r}?" if match else ""
-
-
-def check_parser(
-    kind: str, parser: str, arch: Architecture, release: VllmRelease | None, vllm: VllmCatalog, subject: str, user_set: bool
-) -> list[Finding]:
-    """kind: 'tool' or 'reasoning'."""
-    field_name = "vllm.toolCallParser" if kind == "tool" else "vllm.reasoningParser"
-    flag = "--tool-call-parser" if kind == "tool" else "--reasoning-parser"
-    findings: list[Finding] = []
-    if release is not None:
-        valid = release.toolCallParsers if kind == "tool" else release.reasoningParsers
-        if valid and parser not in valid:
-            findings.append(error(
-                f"{kind}-parser-unknown", subject,
-                f"{field_name} {parser!r} is not a {flag} of vLLM {release.version}.{_close(parser, valid)} "
-                f"Valid: {', '.join(sorted(valid))}."))
-            return findings
-    family = vllm.families.get(arch.family)
-    accepted = (family.toolCallParsers if kind == "tool" else family.reasoningParsers) if family else ()
-    recommended = arch.toolCallParser if kind == "tool" else arch.reasoningParser
-    if not accepted and recommended:
-        accepted = (recommended,)
-    if user_set and accepted and parser not in accepted:
-        severity = error if kind == "tool" else warning
-        findings.append(severity(
-            f"{kind}-parser-wrong-family", subject,
-            f"{field_name} {parser!r} does not read {arch.family} models' "
-            f"{'tool calls' if kind == 'tool' else 'reasoning'} (the model is {arch.huggingFaceIds[0] if arch.huggingFaceIds else arch.key}); "
-            f"use {' or '.join(repr(p) for p in accepted)}"
-            + (" or remove the field to take the catalog's." if recommended else ".")))
-    return findings
-
-
-def _suggestions(
-    arch: Architecture, instance: InstanceType, max_model_len: int, defaults: VllmRelease,
-    quantization: str | None, kv_cache_dtype: str | None, utilization: float | None, best: Sizing | None,
-) -> list[str]:
-    """What would serve this model: concrete, computed alternatives."""
-    out: list[str] = []
-    if best and best.max_context_that_fits > 0:
-        out.append(f"set vllm.maxModelLen (and contextWindow) to {best.max_context_that_fits:,} or less, the most "
-                   f"{instance.name} holds at tensor parallel size {best.tensor_parallel_size}")
-    if not (kv_cache_dtype or "").startswith("fp8"):
-        fit, _ = smallest_fitting(arch, instance.gpu, instance.gpus, max_model_len, defaults, quantization, "fp8", utilization)
-        if fit:
-            out.append(f"kvCacheDtype: fp8 serves {max_model_len:,} tokens at tensor parallel size {fit.tensor_parallel_size}")
-    if quantization is None and arch.nativeDtype in ("bfloat16", "float16", "float32"):
-        fit, _ = smallest_fitting(arch, instance.gpu, instance.gpus, max_model_len, defaults, "fp8", kv_cache_dtype, utilization)
-        if fit:
-            out.append(f"quantization: fp8 (weights {fit.weights_gib:.0f} GiB) serves it at tensor parallel size {fit.tensor_parallel_size}")
-    options: list[tuple[int, float, str]] = []
-    seen: set[tuple[str, int]] = set()
-    for candidate in catalogs.instances().values():
-        if (candidate.gpu.name, candidate.gpus) in seen or candidate.name == instance.name:
-            continue
-        seen.add((candidate.gpu.name, candidate.gpus))
-        fit, _ = smallest_fitting(arch, candidate.gpu, candidate.gpus, max_model_len, defaults, quantization, kv_cache_dtype, utilization)
-        if fit:
-            # fewest GPUs first (cost and scheduling follow the GPU count), then the least memory
-            used = fit.tensor_parallel_size * candidate.gpu.memory_bytes
-            options.append((fit.tensor_parallel_size, used, f"{candidate.name} ({fit.tensor_parallel_size}x {candidate.gpu.name} of {candidate.gpus})"))
-    if options:
-        options.sort()
-        out.append("an instance type whose GPUs hold it: " + ", ".join(text for _, _, text in options[:4]))
-    return out
-
-
-def plan_server(entry: ModelEntry, ctx: ServerContext) -> PlannedServer | None:
-    spec = entry.vllm
-    assert spec is not None
-    subject = entry.litellmModelName
-    findings = ctx.findings
-    vllm = catalogs.vllm()
-
-    pool = ctx.pools.get(spec.gpuPool)
-    if pool is None:
-        known = ", ".join(sorted(ctx.pools)) or "none defined"
-        findings.append(error("unknown-pool", subject, f"vllm.gpuPool {spec.gpuPool!r} is not a pool of this stack "
-                              f"(pools: {known}).{_close(spec.gpuPool, list(ctx.pools))} Add it to gpuPools or fix the name."))
-        return None
-    instance = catalogs.instances().get(pool.instanceType)
-    if instance is None:
-        return None  # the pool's own finding says why
-
-    arch, matched_how, arch_findings = resolve_architecture(entry, subject)
-    findings.extend(arch_findings)
-    if arch is None:
-        return None
-
+def check_model_kind(entry: ModelEntry, arch: Architecture) -> list[Finding]:
+    assert entry.vllm is not None
+    model, subject = entry.vllm.model, entry.litellmModelName
     if arch.kind == "embedding" and entry.metadataType != "Embeddings":
-        findings.append(error("model-kind-mismatch", subject, f"{spec.model} is an embedding model but metadataType is "
-                              f"{entry.metadataType!r}: set metadataType: Embeddings and type: INTERNAL."))
+        return [error("model-kind-mismatch", subject, f"{model} is an embedding model but metadataType is "
+                      f"{entry.metadataType!r}: set metadataType: Embeddings and type: INTERNAL.")]
     if arch.kind == "chat" and entry.metadataType == "Embeddings":
-        findings.append(error("model-kind-mismatch", subject, f"{spec.model} is a chat model, not an embedding model: "
-                              "serve an embedding model (e.g. BAAI/bge-m3) or set metadataType: Text Generation."))
+        return [error("model-kind-mismatch", subject, f"{model} is a chat model, not an embedding model: "
+                      "serve an embedding model (e.g. BAAI/bge-m3) or set metadataType: Text Generation.")]
+    return []
 
-    image = spec.image or ctx.default_image or vllm.default_image
-    version = image_version(image)
-    release = vllm.release_for(version) if version else vllm.releases.get(vllm.defaultVersion)
-    if version is None:
-        findings.append(warning("vllm-image-unpinned", subject, f"image {image!r} has no version tag, so parsers and "
-                                f"minimum versions cannot be checked and every restart may pull another release. Pin it, "
-                                f"e.g. {vllm.default_image}."))
-    else:
-        minimum = catalogs.parse_version(arch.minVllmVersion)
-        if minimum and version < minimum:
-            findings.append(error("vllm-image-too-old", subject, f"{spec.model} needs vLLM {arch.minVllmVersion} or newer; "
-                                  f"image {image} is {catalogs.format_version(version)}. Use {vllm.default_image} "
-                                  "(remove vllm.image to take the default)."))
-        if release is None:
-            findings.append(warning("vllm-version-unknown", subject, f"image {image} is older than every vLLM release in "
-                                    "the catalog; its parser names cannot be checked."))
-    # An image newer than the catalog's newest release is sized with the nearest older release's defaults.
-    defaults = release or vllm.releases[vllm.defaultVersion]
 
-    # extraArgs: a derived flag typed again is a second source of truth.
-    for arg in spec.extraArgs:
-        name = flag_name(arg)
-        if name in DERIVED_FLAGS:
-            findings.append(error("vllm-extra-arg-derived", subject, f"vllm.extraArgs sets {name}, which the plan derives "
-                                  f"from {DERIVED_FLAGS[name]}. Remove it from extraArgs and set that field instead."))
-    utilization: float | None = None
-    raw_util = extra_arg_value(spec.extraArgs, "--gpu-memory-utilization")
-    if raw_util is not None:
-        try:
-            utilization = float(raw_util)
-            if not 0.1 <= utilization <= 0.99:
-                raise ValueError
-        except ValueError:
-            findings.append(error("vllm-extra-arg-invalid", subject, f"--gpu-memory-utilization {raw_util!r} in vllm.extraArgs "
-                                  "must be a fraction between 0.1 and 0.99 (vLLM's default is "
-                                  f"{defaults.gpuMemoryUtilization})."))
-            utilization = None
+def check_extra_args(spec: VllmSpec, subject: str) -> list[Finding]:
+    """A derived flag typed again in extraArgs is a second source of truth."""
+    return [error("vllm-extra-arg-derived", subject, f"vllm.extraArgs sets {flag_name(arg)}, which the plan derives "
+                  f"from {DERIVED_FLAGS[flag_name(arg)]}. Remove it from extraArgs and set that field instead.")
+            for arg in spec.extraArgs if flag_name(arg) in DERIVED_FLAGS]
 
+
+def decide_utilization(spec: VllmSpec, defaults: VllmRelease, subject: str) -> tuple[float | None, list[Finding]]:
+    """--gpu-memory-utilization from extraArgs (None: the release's default)."""
+    raw = extra_arg_value(spec.extraArgs, "--gpu-memory-utilization")
+    if raw is None:
+        return None, []
+    try:
+        utilization = float(raw)
+    except ValueError:
+        utilization = -1.0
+    if 0.1 <= utilization <= 0.99:
+        return utilization, []
+    return None, [error("vllm-extra-arg-invalid", subject, f"--gpu-memory-utilization {raw!r} in vllm.extraArgs must be a "
+                        f"fraction between 0.1 and 0.99 (vLLM's default is {defaults.gpuMemoryUtilization}).")]
+
+
+def decide_max_model_len(entry: ModelEntry, arch: Architecture) -> tuple[int, list[Finding]]:
+    """--max-model-len: vllm.maxModelLen, else the contract's contextWindow, else what the model supports."""
+    spec, subject = entry.vllm, entry.litellmModelName
+    assert spec is not None
     context_window = entry.contextWindow
     max_model_len = spec.maxModelLen or context_window or arch.maxContext
+    findings: list[Finding] = []
     if max_model_len > arch.maxContext:
         findings.append(error("max-model-len-above-model", subject, f"max model length {max_model_len:,} is above what "
                               f"{spec.model} supports ({arch.maxContext:,}); vLLM refuses to start. Set vllm.maxModelLen "
@@ -283,120 +149,191 @@ def plan_server(entry: ModelEntry, ctx: ServerContext) -> PlannedServer | None:
         findings.append(error("context-window-above-server", subject, f"contextWindow {context_window:,} is above what its "
                               f"server serves (vllm.maxModelLen {max_model_len:,}): Kindo would send prompts vLLM rejects. "
                               f"Set contextWindow to {max_model_len:,}, or raise vllm.maxModelLen."))
+    return max_model_len, findings
 
-    quantization = spec.quantization
-    kv_cache_dtype = spec.kvCacheDtype
-    if quantization in ("awq", "gptq", "awq_marlin", "gptq_marlin") and arch.nativeDtype in ("bfloat16", "float16"):
-        if not matched_how.startswith("quantized checkpoint"):
-            findings.append(error("quantization-needs-checkpoint", subject, f"quantization {quantization!r} needs a "
-                                  f"{quantization.upper()} checkpoint, but vllm.model {spec.model!r} is the {arch.nativeDtype} "
-                                  "release. Point vllm.model at an AWQ/GPTQ repository of it, or use quantization: fp8 "
-                                  "(vLLM quantizes bf16 weights to fp8 at load)."))
 
-    node_gpus = instance.gpus
-    sizing: Sizing | None
-    if spec.tensorParallelSize:
-        tp = spec.tensorParallelSize
-        valid = valid_tensor_parallel_sizes(arch, node_gpus)
-        if tp not in valid:
-            why = (f"{instance.name} has {node_gpus} GPU{'s' if node_gpus > 1 else ''}" if tp > node_gpus
-                   else f"it must divide the {arch.attentionHeads} attention heads and match the {arch.kvHeads} KV heads")
-            findings.append(error("tensor-parallel-invalid", subject, f"vllm.tensorParallelSize {tp} is not valid here: {why}. "
-                                  f"Valid on this pool: {', '.join(map(str, valid)) or 'none'}; or remove it to take the "
-                                  "smallest that serves the context."))
-            tp = max([v for v in valid if v <= tp] or valid or [1])
-        sizing = size(arch, instance.gpu, tp, max_model_len, defaults, quantization, kv_cache_dtype, utilization)
-        best = sizing
-        if not sizing.fits:
-            fit, _ = smallest_fitting(arch, instance.gpu, node_gpus, max_model_len, defaults, quantization, kv_cache_dtype, utilization)
-            if fit:
-                findings.append(error("model-does-not-fit", subject, f"{spec.model} at tensor parallel size {tp} holds "
-                                      f"{sizing.max_context_that_fits:,} tokens of KV cache, below maxModelLen {max_model_len:,}. "
-                                      f"Set vllm.tensorParallelSize to {fit.tensor_parallel_size} (or remove it)."))
-                sizing = None
+def check_quantization(server: ResolvedServer, subject: str) -> list[Finding]:
+    spec, arch = server.spec, server.architecture
+    fmt = catalogs.quantization_formats().get(spec.quantization or "")
+    if fmt is None or not fmt.needsCheckpoint or arch.nativeDtype not in ("bfloat16", "float16"):
+        return []
+    if server.matched_how.startswith("quantized checkpoint"):
+        return []
+    return [error("quantization-needs-checkpoint", subject, f"quantization {fmt.name!r} needs a {fmt.name.upper()} "
+                  f"checkpoint, but vllm.model {spec.model!r} is the {arch.nativeDtype} release. Point vllm.model at an "
+                  "AWQ/GPTQ repository of it, or use quantization: fp8 (vLLM quantizes bf16 weights to fp8 at load).")]
+
+
+# --------------------------------------------------------------------------------------------- sizing
+
+
+def suggestions(request: SizingRequest, instance: InstanceType, best: Sizing | None) -> list[str]:
+    """What would serve this model: concrete, computed alternatives."""
+    out: list[str] = []
+    length = request.max_model_len
+    if best and best.max_context_that_fits > 0:
+        out.append(f"set vllm.maxModelLen (and contextWindow) to {best.max_context_that_fits:,} or less, the most "
+                   f"{instance.name} holds at tensor parallel size {best.tensor_parallel_size}")
+    if not (request.kv_cache_dtype or "").startswith("fp8"):
+        fit, _ = smallest_fitting(replace(request, kv_cache_dtype="fp8"))
+        if fit:
+            out.append(f"kvCacheDtype: fp8 serves {length:,} tokens at tensor parallel size {fit.tensor_parallel_size}")
+    if request.quantization is None and request.architecture.nativeDtype in ("bfloat16", "float16", "float32"):
+        fit, _ = smallest_fitting(replace(request, quantization="fp8"))
+        if fit:
+            out.append(f"quantization: fp8 (weights {fit.weights_gib:.0f} GiB) serves it at tensor parallel size "
+                       f"{fit.tensor_parallel_size}")
+    options = other_instances(request, instance)
+    if options:
+        out.append("an instance type whose GPUs hold it: " + ", ".join(options[:4]))
+    return out
+
+
+def other_instances(request: SizingRequest, instance: InstanceType) -> list[str]:
+    """Instance types (one per GPU kind and count) that hold the model: fewest GPUs first, then the least memory."""
+    options: list[tuple[int, float, str]] = []
+    seen: set[tuple[str, int]] = set()
+    for candidate in catalogs.instances().values():
+        if (candidate.gpu.name, candidate.gpus) in seen or candidate.name == instance.name:
+            continue
+        seen.add((candidate.gpu.name, candidate.gpus))
+        fit, _ = smallest_fitting(replace(request, gpu=candidate.gpu, gpus_per_node=candidate.gpus))
+        if fit:
+            used = fit.tensor_parallel_size * candidate.gpu.memory_bytes
+            options.append((fit.tensor_parallel_size, used,
+                            f"{candidate.name} ({fit.tensor_parallel_size}x {candidate.gpu.name} of {candidate.gpus})"))
+    return [text for _, _, text in sorted(options)]
+
+
+def requested_tensor_parallel(request: SizingRequest, requested: int, instance: InstanceType,
+                              subject: str) -> tuple[int, list[Finding]]:
+    """The stack's vllm.tensorParallelSize, or the nearest valid size below it (with an error) when vLLM refuses it."""
+    arch, node_gpus = request.architecture, instance.gpus
+    valid = valid_tensor_parallel_sizes(arch, node_gpus)
+    if requested in valid:
+        return requested, []
+    why = (f"{instance.name} has {node_gpus} GPU{'s' if node_gpus > 1 else ''}" if requested > node_gpus
+           else f"it must divide the {arch.attentionHeads} attention heads and match the {arch.kvHeads} KV heads")
+    return max([v for v in valid if v <= requested] or valid or [1]), [error(
+        "tensor-parallel-invalid", subject, f"vllm.tensorParallelSize {requested} is not valid here: {why}. Valid on this "
+        f"pool: {', '.join(map(str, valid)) or 'none'}; or remove it to take the smallest that serves the context.")]
+
+
+def does_not_fit(request: SizingRequest, server: ResolvedServer, shown: Sizing, best: Sizing | None, subject: str) -> Finding:
+    instance, length = server.instance, request.max_model_len
+    if shown.max_context_that_fits <= 0:
+        what = (f"its weights ({shown.weights_gib:.1f} GiB, {shown.weights_per_gpu_gib:.1f} GiB per GPU at tensor "
+                f"parallel size {shown.tensor_parallel_size}) plus runtime leave no room for KV cache in "
+                f"{shown.budget_gib:.1f} GiB per {instance.gpu.name}")
     else:
-        sizing, best = smallest_fitting(arch, instance.gpu, node_gpus, max_model_len, defaults, quantization, kv_cache_dtype, utilization)
+        what = (f"the GPUs hold {shown.max_context_that_fits:,} tokens of KV cache at tensor parallel size "
+                f"{shown.tensor_parallel_size}, below maxModelLen {length:,}")
+    fixes = suggestions(request, instance, best)
+    return error("model-does-not-fit", subject, f"{server.spec.model} cannot serve {length:,} tokens on pool "
+                 f"{server.pool.name} ({instance.name}, {instance.gpus}x {instance.gpu.name}): {what}. "
+                 + ("Options: " + "; ".join(fixes) + "." if fixes else "No single node in the catalog holds it."))
 
-    if sizing is None or not sizing.fits:
-        shown = best or size(arch, instance.gpu, 1, max_model_len, defaults, quantization, kv_cache_dtype, utilization)
-        if not any(f.code == "model-does-not-fit" and f.subject == subject for f in findings):
-            if shown.max_context_that_fits <= 0:
-                what = (f"its weights ({shown.weights_gib:.1f} GiB, {shown.weights_per_gpu_gib:.1f} GiB per GPU at tensor "
-                        f"parallel size {shown.tensor_parallel_size}) plus runtime leave no room for KV cache in "
-                        f"{shown.budget_gib:.1f} GiB per {instance.gpu.name}")
-            else:
-                what = (f"the GPUs hold {shown.max_context_that_fits:,} tokens of KV cache at tensor parallel size "
-                        f"{shown.tensor_parallel_size}, below maxModelLen {max_model_len:,}")
-            fixes = _suggestions(arch, instance, max_model_len, defaults, quantization, kv_cache_dtype, utilization, best)
-            findings.append(error("model-does-not-fit", subject, f"{spec.model} cannot serve {max_model_len:,} tokens on pool "
-                                  f"{pool.name} ({instance.name}, {node_gpus}x {instance.gpu.name}): {what}. "
-                                  + ("Options: " + "; ".join(fixes) + "." if fixes else "No single node in the catalog holds it.")))
-        sizing = shown
 
-    tool_parser = spec.toolCallParser or (arch.toolCallParser if ctx.needs_tool_parser else None)
-    if ctx.needs_tool_parser:
-        if not arch.toolCalling and not spec.toolCallParser:
-            findings.append(error("tool-calling-unsupported", subject, f"{spec.model} has no tool-calling support in vLLM "
-                                  "(no tool-call parser for its family), yet the model is routed to tool calling. Remove "
-                                  "TOOL_CALLING_MODELS from its flags and set capabilities.toolCalling: false, or serve a "
-                                  "model that calls tools."))
-        elif not tool_parser:
-            findings.append(error("tool-parser-missing", subject, f"{spec.model} is routed to tool calling but has no "
-                                  "--tool-call-parser: Kindo agents cannot call tools. Set vllm.toolCallParser."))
+def decide_sizing(request: SizingRequest, server: ResolvedServer, subject: str) -> tuple[Sizing, list[Finding]]:
+    """The tensor parallel size and memory picture: the stack's size if it set one, else the smallest that fits."""
+    findings: list[Finding] = []
+    if server.spec.tensorParallelSize:
+        tp, findings = requested_tensor_parallel(request, server.spec.tensorParallelSize, server.instance, subject)
+        sizing = size(request, tp)
+        if sizing.fits:
+            return sizing, findings
+        fit, _ = smallest_fitting(request)
+        if fit:
+            return sizing, findings + [error(
+                "model-does-not-fit", subject, f"{server.spec.model} at tensor parallel size {tp} holds "
+                f"{sizing.max_context_that_fits:,} tokens of KV cache, below maxModelLen {request.max_model_len:,}. "
+                f"Set vllm.tensorParallelSize to {fit.tensor_parallel_size} (or remove it).")]
+        best: Sizing | None = sizing
+    else:
+        fit, best = smallest_fitting(request)
+        if fit:
+            return fit, []
+    shown = best or size(request, 1)
+    return shown, findings + [does_not_fit(request, server, shown, best, subject)]
+
+
+# --------------------------------------------------------------------------------------------- parsers
+
+
+def check_parser(kind: str, parser: str, server: ResolvedServer, subject: str, user_set: bool) -> list[Finding]:
+    """kind: 'tool' or 'reasoning'. The name must exist in the image's release and suit the model's family."""
+    field_name = "vllm.toolCallParser" if kind == "tool" else "vllm.reasoningParser"
+    flag = "--tool-call-parser" if kind == "tool" else "--reasoning-parser"
+    release, arch = server.image.parser_release, server.architecture
+    if release is not None:
+        valid = release.toolCallParsers if kind == "tool" else release.reasoningParsers
+        if valid and parser not in valid:
+            return [error(f"{kind}-parser-unknown", subject, f"{field_name} {parser!r} is not a {flag} of vLLM "
+                          f"{release.version}.{close_match(parser, valid)} Valid: {', '.join(sorted(valid))}.")]
+    family = catalogs.vllm().families.get(arch.family)
+    accepted = (family.toolCallParsers if kind == "tool" else family.reasoningParsers) if family else ()
+    recommended = arch.toolCallParser if kind == "tool" else arch.reasoningParser
+    if not accepted and recommended:
+        accepted = (recommended,)
+    if not (user_set and accepted and parser not in accepted):
+        return []
+    severity = error if kind == "tool" else warning
+    return [severity(f"{kind}-parser-wrong-family", subject, f"{field_name} {parser!r} does not read {arch.family} models' "
+                     f"{'tool calls' if kind == 'tool' else 'reasoning'} (the model is "
+                     f"{arch.huggingFaceIds[0] if arch.huggingFaceIds else arch.key}); use "
+                     f"{' or '.join(repr(p) for p in accepted)}"
+                     + (" or remove the field to take the catalog's." if recommended else "."))]
+
+
+def decide_parsers(model: ResolvedModel, server: ResolvedServer) -> tuple[tuple[str | None, str | None], list[Finding]]:
+    """(--tool-call-parser, --reasoning-parser): the stack's, else the catalog's (a tool parser only when needed)."""
+    spec, arch, subject = server.spec, server.architecture, model.name
+    findings: list[Finding] = []
+    tool_parser = spec.toolCallParser or (arch.toolCallParser if model.needs_tool_parser else None)
+    if model.needs_tool_parser and not arch.toolCalling and not spec.toolCallParser:
+        findings.append(error("tool-calling-unsupported", subject, f"{spec.model} has no tool-calling support in vLLM "
+                              "(no tool-call parser for its family), yet the model is routed to tool calling. Remove "
+                              "TOOL_CALLING_MODELS from its flags and set capabilities.toolCalling: false, or serve a "
+                              "model that calls tools."))
+    elif model.needs_tool_parser and not tool_parser:
+        findings.append(error("tool-parser-missing", subject, f"{spec.model} is routed to tool calling but has no "
+                              "--tool-call-parser: Kindo agents cannot call tools. Set vllm.toolCallParser."))
     if tool_parser:
-        findings.extend(check_parser("tool", tool_parser, arch, release, vllm, subject, spec.toolCallParser is not None))
+        findings += check_parser("tool", tool_parser, server, subject, spec.toolCallParser is not None)
     reasoning_parser = spec.reasoningParser or arch.reasoningParser
     if reasoning_parser:
-        findings.extend(check_parser("reasoning", reasoning_parser, arch, release, vllm, subject, spec.reasoningParser is not None))
+        findings += check_parser("reasoning", reasoning_parser, server, subject, spec.reasoningParser is not None)
+    return (tool_parser, reasoning_parser), findings
 
+
+# --------------------------------------------------------------------------------------------- the server
+
+
+def plan_server(model: ResolvedModel, server: ResolvedServer) -> tuple[PlannedServer, list[Finding]]:
+    entry, spec, arch, instance, subject = model.entry, server.spec, server.architecture, server.instance, model.name
+    utilization, findings = decide_utilization(spec, server.image.defaults, subject)
+    findings = check_model_kind(entry, arch) + check_extra_args(spec, subject) + findings
+    max_model_len, context_findings = decide_max_model_len(entry, arch)
+    request = SizingRequest(arch, instance.gpu, instance.gpus, max_model_len, server.image.defaults, spec.quantization,
+                            spec.kvCacheDtype, utilization)
+    sizing, sizing_findings = decide_sizing(request, server, subject)
+    (tool_parser, reasoning_parser), parser_findings = decide_parsers(model, server)
+    findings += context_findings + check_quantization(server, subject) + sizing_findings + parser_findings
     name = service_name(entry.litellmModelName)
     cpu, memory, shm, startup = replica_resources(instance, sizing.tensor_parallel_size, sizing.weights_gib)
-    args = vllm_args(ArgsInput(
-        hf_model=spec.model,
-        served_model_name=entry.litellmModelName,
-        max_model_len=max_model_len,
-        tensor_parallel_size=sizing.tensor_parallel_size,
-        architecture=arch,
-        tool_call_parser=tool_parser,
-        reasoning_parser=reasoning_parser,
-        quantization=quantization,
-        kv_cache_dtype=kv_cache_dtype,
-        extra_args=tuple(spec.extraArgs),
-    ))
+    args = vllm_args(ArgsInput(spec.model, entry.litellmModelName, max_model_len, sizing.tensor_parallel_size, arch,
+                               tool_parser, reasoning_parser, spec.quantization, spec.kvCacheDtype, tuple(spec.extraArgs)))
     return PlannedServer(
-        name=name,
-        litellmModelName=entry.litellmModelName,
-        model=spec.model,
-        pool=pool.name,
-        instanceType=instance.name,
-        gpu=instance.gpu.name,
-        gpuMemoryGiB=instance.gpu.memory_bytes / GIB,
-        gpusPerReplica=sizing.tensor_parallel_size,
-        tensorParallelSize=sizing.tensor_parallel_size,
-        maxModelLen=max_model_len,
-        maxContextThatFits=sizing.max_context_that_fits,
-        fits=sizing.fits,
-        weightsGiB=sizing.weights_gib,
-        kvBytesPerToken=sizing.kv_bytes_per_token,
-        args=args,
-        image=image,
-        replicas=spec.replicas,
-        namespace=ctx.namespace,
-        url=service_url(name, ctx.namespace),
-        architecture=arch.key,
-        budgetGiB=sizing.budget_gib,
-        runtimeGiB=sizing.runtime_gib,
-        kvCacheGiB=sizing.kv_available_gib,
-        concurrency=sizing.concurrency,
-        cacheVolumeGiB=max(10, int(sizing.weights_gib * 1.2 + 9) // 10 * 10),
-        cpuRequest=cpu,
-        memoryRequestGiB=memory,
-        shmGiB=shm,
-        startupBudgetSeconds=startup,
-        trustRemoteCode=arch.trustRemoteCode,
-        toolCallParser=tool_parser,
-        reasoningParser=reasoning_parser,
-    )
-
-
-__all__ = ["PlannedServer", "ServerContext", "disk_gib_for", "plan_server", "service_name", "service_url"]
+        name=name, litellmModelName=entry.litellmModelName, model=spec.model, pool=server.pool.name,
+        instanceType=instance.name, gpu=instance.gpu.name, gpuMemoryGiB=instance.gpu.memory_bytes / GIB,
+        gpusPerReplica=sizing.tensor_parallel_size, tensorParallelSize=sizing.tensor_parallel_size,
+        maxModelLen=max_model_len, maxContextThatFits=sizing.max_context_that_fits, fits=sizing.fits,
+        weightsGiB=sizing.weights_gib, kvBytesPerToken=sizing.kv_bytes_per_token, args=args, image=server.image.image,
+        replicas=spec.replicas, namespace=server.namespace, url=service_url(name, server.namespace), architecture=arch.key,
+        budgetGiB=sizing.budget_gib, runtimeGiB=sizing.runtime_gib, kvCacheGiB=sizing.kv_available_gib,
+        concurrency=sizing.concurrency, cacheVolumeGiB=cache_volume_gib(sizing.weights_gib), cpuRequest=cpu,
+        memoryRequestGiB=memory, shmGiB=shm, startupBudgetSeconds=startup, trustRemoteCode=arch.trustRemoteCode,
+        toolCallParser=tool_parser, reasoningParser=reasoning_parser,
+        labels=labels("vllm", name, model=entry.litellmModelName), selector=selector_labels("vllm", name),
+        nodeSelector={POOL_LABEL: server.pool.name}, tolerations=[dict(GPU_TOLERATION)],
+    ), findings

@@ -17,26 +17,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from planner.catalogs import Architecture, Gpu, VllmRelease
+from planner.catalogs import Architecture, Gpu, VllmRelease, quantization_formats
 
 GIB = 1024**3
 
-# Bytes per parameter of weights held in each format.
-# fp32 checkpoints (bge-m3) are served in bf16 (planner/vllm_args.py SERVE_DTYPE), so they weigh 2 bytes.
-DTYPE_BYTES: dict[str, float] = {"float32": 2.0, "bfloat16": 2.0, "float16": 2.0, "fp8": 1.0, "int8": 1.0}
-# 4-bit formats carry scales: AWQ/GPTQ keep an fp16 scale (+ zero point) per group of 128 weights
-# (AutoAWQ/AutoGPTQ defaults): 0.5 + 4/128 bytes. MXFP4 keeps one 8-bit scale per 32 values (OCP MX
-# spec v1.0): 0.5 + 1/32. bitsandbytes NF4: 0.5 + one fp32 absmax per 64 values (QLoRA paper) ~0.5 + 4/64.
-QUANTIZED_BYTES: dict[str, float] = {
-    "fp8": 1.0,
-    "awq": 0.5 + 4 / 128,
-    "awq_marlin": 0.5 + 4 / 128,
-    "gptq": 0.5 + 4 / 128,
-    "gptq_marlin": 0.5 + 4 / 128,
-    "mxfp4": 0.5 + 1 / 32,
-    "int4": 0.5 + 4 / 128,
-    "bitsandbytes": 0.5 + 4 / 64,
-}
+# Bytes per parameter of a checkpoint's native dtype. fp32 checkpoints (bge-m3) are served in bf16
+# (planner/vllm_args.py SERVE_DTYPE), so they weigh 2 bytes. Checkpoints published 4-bit carry scales like the
+# quantization formats of planner/data/quantization.yaml (mxfp4: OCP MX spec v1.0; int4: AWQ/GPTQ groups of 128).
+DTYPE_BYTES: dict[str, float] = {"float32": 2.0, "bfloat16": 2.0, "float16": 2.0, "fp8": 1.0, "int8": 1.0,
+                                 "mxfp4": 0.5 + 1 / 32, "int4": 0.5 + 4 / 128}
 
 # --- runtime overhead per GPU, outside weights and KV cache -------------------------------------
 # Sources: vLLM v0.33.0 vllm/v1/worker/gpu_worker.py (determine_available_memory) and vllm/utils/mem_utils.py,
@@ -88,6 +77,20 @@ class RuntimeDefaults:
 
 
 @dataclass(frozen=True)
+class SizingRequest:
+    """What one server is sized for: the model, the node's GPUs, the context, and the knobs vLLM sizes by."""
+
+    architecture: Architecture
+    gpu: Gpu
+    gpus_per_node: int
+    max_model_len: int
+    release: VllmRelease
+    quantization: str | None = None
+    kv_cache_dtype: str | None = None
+    gpu_memory_utilization: float | None = None
+
+
+@dataclass(frozen=True)
 class Sizing:
     """Per-GPU memory picture of one replica at one tensor parallel size."""
 
@@ -116,11 +119,12 @@ class Sizing:
 def weight_bytes(arch: Architecture, quantization: str | None) -> float:
     """Bytes of weights for the whole model; MoE counts every expert (all are resident)."""
     params = arch.parametersB * 1e9
-    if quantization is None or quantization not in QUANTIZED_BYTES:
+    fmt = quantization_formats().get(quantization or "")
+    if fmt is None or fmt.bytesPerParam is None:
         if arch.checkpointGiB:
             return arch.checkpointGiB * GIB
-        return params * DTYPE_BYTES.get(arch.nativeDtype, QUANTIZED_BYTES.get(arch.nativeDtype, 2.0))
-    per_param = QUANTIZED_BYTES[quantization]
+        return params * DTYPE_BYTES.get(arch.nativeDtype, 2.0)
+    per_param = fmt.bytesPerParam
     if per_param >= DTYPE_BYTES.get(arch.nativeDtype, 2.0):
         return weight_bytes(arch, None)  # a checkpoint already this small is not made smaller
     # Embeddings and the LM head stay in 16-bit under weight quantization.
@@ -177,24 +181,17 @@ def runtime_bytes(arch: Architecture, tensor_parallel_size: int, defaults: Runti
     return total
 
 
-def size(
-    arch: Architecture,
-    gpu: Gpu,
-    tensor_parallel_size: int,
-    max_model_len: int,
-    release: VllmRelease,
-    quantization: str | None = None,
-    kv_cache_dtype: str | None = None,
-    gpu_memory_utilization: float | None = None,
-) -> Sizing:
-    defaults = RuntimeDefaults.for_release(release, gpu)
-    utilization = gpu_memory_utilization or defaults.gpu_memory_utilization
+def size(request: SizingRequest, tensor_parallel_size: int) -> Sizing:
+    """The per-GPU memory picture of one replica of `request` at one tensor parallel size."""
+    arch, gpu, max_model_len = request.architecture, request.gpu, request.max_model_len
+    defaults = RuntimeDefaults.for_release(request.release, gpu)
+    utilization = request.gpu_memory_utilization or defaults.gpu_memory_utilization
     budget = gpu.memory_bytes * utilization
-    weights = weight_bytes(arch, quantization)
+    weights = weight_bytes(arch, request.quantization)
     weights_per_gpu = weights / tensor_parallel_size
     runtime = runtime_bytes(arch, tensor_parallel_size, defaults)
-    per_token = kv_bytes_per_token(arch, tensor_parallel_size, kv_cache_dtype)
-    fixed = kv_fixed_bytes(arch, tensor_parallel_size, kv_cache_dtype, max_model_len)
+    per_token = kv_bytes_per_token(arch, tensor_parallel_size, request.kv_cache_dtype)
+    fixed = kv_fixed_bytes(arch, tensor_parallel_size, request.kv_cache_dtype, max_model_len)
     available = budget - weights_per_gpu - runtime
     if available <= fixed:
         fits = 0
@@ -229,20 +226,11 @@ def valid_tensor_parallel_sizes(arch: Architecture, gpus_per_node: int) -> list[
     return sizes
 
 
-def smallest_fitting(
-    arch: Architecture,
-    gpu: Gpu,
-    gpus_per_node: int,
-    max_model_len: int,
-    release: VllmRelease,
-    quantization: str | None = None,
-    kv_cache_dtype: str | None = None,
-    gpu_memory_utilization: float | None = None,
-) -> tuple[Sizing | None, Sizing | None]:
+def smallest_fitting(request: SizingRequest) -> tuple[Sizing | None, Sizing | None]:
     """(smallest tensor parallel size that serves max_model_len, the largest size tried as fallback)."""
     best: Sizing | None = None
-    for tp in valid_tensor_parallel_sizes(arch, gpus_per_node):
-        sizing = size(arch, gpu, tp, max_model_len, release, quantization, kv_cache_dtype, gpu_memory_utilization)
+    for tp in valid_tensor_parallel_sizes(request.architecture, request.gpus_per_node):
+        sizing = size(request, tp)
         best = sizing
         if sizing.fits:
             return sizing, sizing

@@ -5,23 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planner.catalogs import Architecture
+from planner.names import PORT
 
-PORT = 8000
+# Flags that carry a field of the model's `vllm` block, one table for both directions: `vllm_args` writes them
+# and the policy pack (policy/kindo_policy/rules.py) reads a rendered command line back into the fields.
+FIELD_FLAGS: tuple[tuple[str, str], ...] = (
+    ("--max-model-len", "maxModelLen"),
+    ("--tensor-parallel-size", "tensorParallelSize"),
+    ("--quantization", "quantization"),
+    ("--kv-cache-dtype", "kvCacheDtype"),
+    ("--tool-call-parser", "toolCallParser"),
+    ("--reasoning-parser", "reasoningParser"),
+)
+_FIELD_NOTES = {"maxModelLen": " (defaults to contextWindow)"}
 
 # Flags the plan derives; typing them in extraArgs would make two sources of truth.
 # flag -> the config field that sets it
 DERIVED_FLAGS: dict[str, str] = {
     "--served-model-name": "litellmModelName",
-    "--max-model-len": "vllm.maxModelLen (defaults to contextWindow)",
-    "--tensor-parallel-size": "vllm.tensorParallelSize",
-    "--tool-call-parser": "vllm.toolCallParser",
+    **{flag: f"vllm.{name}{_FIELD_NOTES.get(name, '')}" for flag, name in FIELD_FLAGS},
     # vLLM refuses auto tool choice without a parser; the plan adds the two together or not at all.
     "--enable-auto-tool-choice": "vllm.toolCallParser (added together with it)",
-    "--reasoning-parser": "vllm.reasoningParser",
-    "--kv-cache-dtype": "vllm.kvCacheDtype",
-    "--quantization": "vllm.quantization",
     "--model": "vllm.model",
-    "--port": "(fixed: 8000, the Service port)",
+    "--port": f"(fixed: {PORT}, the Service port)",
     "--host": "(fixed: 0.0.0.0 inside the pod)",
     "--api-key": "(generated: the server's key comes from its Kubernetes Secret)",
 }

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from planner.kindo_body import kindo_body
 from tests.conftest import add_model, base_config, plan_of
 
 
 def body_of(raw: dict, name: str):
-    return kindo_body(next(m for m in plan_of(raw).models if m.litellmModelName == name))
+    return next(m for m in plan_of(raw).models if m.litellmModelName == name).body
 
 
 def test_cloud_model_maps_every_contract_field() -> None:

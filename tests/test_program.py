@@ -243,14 +243,12 @@ FLAG = "pulumi-python:dynamic/unleash:UnleashModelFlag"
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_model_is_registered_with_its_contract_body(stack: str) -> None:
-    from planner.kindo_body import kindo_body
-
     expected = plan(stack)
     models = by_name(run(stack), KINDO)
     assert set(models) == {m.litellmModelName for m in expected.models}
     for model in expected.models:
         registered = models[model.litellmModelName]
-        body = kindo_body(model)
+        body = model.body
         for key, value in body.fields.items():
             if key != "litellmParams":
                 assert registered[key] == value, (model.litellmModelName, key)
@@ -314,8 +312,9 @@ JOB = "kubernetes:batch/v1:Job"
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_self_hosted_model_is_checked_in_cluster_before_kindo_sees_it(stack: str) -> None:
-    from components.endpoint_check import check_script
-    from planner.verify import Options, Target, script_args, target_for
+    from checker.endpoint_checker import Options, Target, script_args
+    from components.endpoint_check import SCRIPT_KEY, check_script
+    from planner.targets import target_for
 
     expected = plan(stack)
     result = run(stack)
@@ -327,9 +326,12 @@ def test_each_self_hosted_model_is_checked_in_cluster_before_kindo_sees_it(stack
         server = next(s for s in expected.servers if s.name == model.server)
         job = jobs[f"{server.name}-job"]
         container = job["spec"]["template"]["spec"]["containers"][0]
-        target = target_for(expected, model, environ={})
+        target = target_for(model, server, environ={})
         assert isinstance(target, Target) and target.apiKey is None
         assert container["args"] == script_args(target, Options())
+        # The checker is the standard library only: the Job runs it as shipped and installs nothing.
+        assert container["command"] == ["python", f"/check/{SCRIPT_KEY}"]
+        assert not any(word in " ".join(container["command"] + container["args"]) for word in ("pip", "install", "apt"))
         assert "--base-url" in container["args"] and server.url in container["args"]
         volume = job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
         assert volume == scripts["endpoint-check-script"]["metadata"]["name"]
@@ -339,7 +341,7 @@ def test_each_self_hosted_model_is_checked_in_cluster_before_kindo_sees_it(stack
         depends = result.dependencies[model.litellmModelName]
         assert any(urn.endswith(f"kubernetes:batch/v1:Job::{server.name}-job") for urn in depends), depends
         assert any(urn.endswith(f"kubernetes:apps/v1:Deployment::{server.name}-deployment") for urn in depends), depends
-    assert scripts["endpoint-check-script"]["data"]["verify.py"] == check_script()  # one copy for every Job
+    assert scripts["endpoint-check-script"]["data"][SCRIPT_KEY] == check_script()  # one copy for every Job
     cloud = [m for m in expected.models if not m.selfHosted]
     assert all(not any("batch/v1:Job" in urn for urn in result.dependencies[m.litellmModelName]) for m in cloud)
 

@@ -21,10 +21,16 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner import verify as v
+from checker import endpoint_checker as v
+from planner import targets as t
 from planner.cli import main
 from tests.conftest import base_config, plan_of
 from tests.openai_double import MODES, Behaviour, OpenAIDouble, closed_port, count_tokens
+
+
+def targets_for(plan, names=None, **options):  # type: ignore[no-untyped-def]
+    """The CLI's target building for a whole plan."""
+    return t.targets_for(plan.models, plan.servers, plan.stack, names, **options)
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-Verify-0123456789abcdef"
@@ -401,7 +407,7 @@ def verify_stack() -> dict[str, Any]:
 def test_targets_follow_the_plan() -> None:
     plan = plan_of(verify_stack())
     env = {"VLLM_API_KEY": KEY, "OPENAI_API_KEY": "sk-openai"}
-    targets = {t.name if isinstance(t, v.Skip) else t.label: t for t in v.targets_for(plan, environ=env)}
+    targets = {t.name if isinstance(t, v.Skip) else t.label: t for t in targets_for(plan, environ=env)}
     qwen = targets["qwen3-8b"]
     assert isinstance(qwen, v.Target)
     assert qwen.baseUrl == "http://qwen3-8b.inference.svc.cluster.local:8000/v1" and qwen.model == "qwen3-8b"
@@ -423,19 +429,19 @@ def test_key_sources_in_order() -> None:
     next(m for m in raw["models"] if m["litellmModelName"] == "llama-small")["verify"] = True
     plan = plan_of(raw)
     env = {"VLLM_API_KEY": "from-vllm", "MY_VLLM_KEY": "from-ref"}
-    llama = v.targets_for(plan, ["llama-small"], environ=env)[0]
+    llama = targets_for(plan, ["llama-small"], environ=env)[0]
     assert isinstance(llama, v.Target) and (llama.apiKey, llama.keySource) == ("from-ref", "${MY_VLLM_KEY}")
-    given_key = v.targets_for(plan, ["llama-small"], api_key="from-flag", environ=env)[0]
+    given_key = targets_for(plan, ["llama-small"], api_key="from-flag", environ=env)[0]
     assert isinstance(given_key, v.Target) and given_key.keySource == "--api-key"
-    nothing = v.targets_for(plan, ["qwen3-8b"], environ={})[0]
+    nothing = targets_for(plan, ["qwen3-8b"], environ={})[0]
     assert isinstance(nothing, v.Target) and nothing.apiKey is None and nothing.keySource == "none"
-    cloud = v.targets_for(plan, ["gpt-4o"], environ={})[0]
+    cloud = targets_for(plan, ["gpt-4o"], environ={})[0]
     assert isinstance(cloud, v.Skip) and "${OPENAI_API_KEY} is not set" in cloud.reason
 
 
 def test_unknown_model_names_what_the_stack_has() -> None:
-    with pytest.raises(v.UnknownModel, match=r"Did you mean 'qwen3-8b'\?.*The stack has: .*bge-m3"):
-        v.targets_for(plan_of(verify_stack()), ["qwen3-8"])
+    with pytest.raises(t.UnknownModel, match=r"Did you mean 'qwen3-8b'\?.*The stack has: .*bge-m3"):
+        targets_for(plan_of(verify_stack()), ["qwen3-8"])
 
 
 def test_script_args_reproduce_the_target(serve: Serve, monkeypatch: pytest.MonkeyPatch,
@@ -451,8 +457,8 @@ def test_script_args_reproduce_the_target(serve: Serve, monkeypatch: pytest.Monk
 
 def test_checker_runs_as_a_standalone_script(serve: Serve, tmp_path: Path) -> None:
     # What the in-cluster gate does: the file alone, no planner package, no rich, no Pulumi.
-    script = tmp_path / "verify.py"
-    shutil.copy(ROOT / "planner" / "verify.py", script)
+    script = tmp_path / "endpoint_checker.py"
+    shutil.copy(ROOT / "checker" / "endpoint_checker.py", script)
     double = serve("no-tool-parser", api_key=KEY)
     probe = "import sys, runpy; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
     result = subprocess.run(

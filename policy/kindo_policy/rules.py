@@ -3,7 +3,7 @@
 The kindo-models rules are the planner's own, never restated here. Our components register the slice of the
 planner's input they render (the `kindo-models:` keys of a stack file) as the property `kindoModels`; these
 functions read those slices back, run `make_plan` on them and turn every error finding into a violation with
-the text the program prints for it (program.report): `f"{code} [{subject}]: {message}"`.
+the text the program prints for it (program.report): `Finding.line`, `code [subject]: message`.
 
 Two checks look at rendered Kubernetes objects, where the planner has no say: a vLLM container must request as
 many `nvidia.com/gpu` as its command line uses, and a Hugging Face token may live only in a Kubernetes Secret.
@@ -34,7 +34,7 @@ from planner.config import parse_settings  # noqa: E402
 from planner.findings import Finding  # noqa: E402
 from planner.plan import Plan, make_plan  # noqa: E402
 from planner.policy_input import PLAN_INPUT, plan_input_props  # noqa: E402,F401 - one definition, shared with the components
-from planner.vllm_args import extra_arg_value  # noqa: E402
+from planner.vllm_args import FIELD_FLAGS, extra_arg_value  # noqa: E402
 
 # --------------------------------------------------------------------------- our resource types and their property
 
@@ -174,7 +174,7 @@ def plan_input(resource_type: str, urn: str, name: str, props: Any) -> PlanInput
 
 def message(finding: Finding) -> str:
     """A finding as the program reports it (program.report) and as every violation of this pack reads."""
-    return f"{finding.code} [{finding.subject}]: {finding.message}"
+    return finding.line
 
 
 def plan_config(config: dict[str, Any], stack: str) -> Plan:
@@ -182,15 +182,6 @@ def plan_config(config: dict[str, Any], stack: str) -> Plan:
     return make_plan(settings, findings)
 
 
-# Flags of the vLLM command line that carry a field of the model's `vllm` block.
-ARG_FIELDS = (
-    ("--max-model-len", "maxModelLen"),
-    ("--tensor-parallel-size", "tensorParallelSize"),
-    ("--quantization", "quantization"),
-    ("--kv-cache-dtype", "kvCacheDtype"),
-    ("--tool-call-parser", "toolCallParser"),
-    ("--reasoning-parser", "reasoningParser"),
-)
 
 
 def as_deployed(entry: dict[str, Any], args: list[str]) -> dict[str, Any]:
@@ -206,7 +197,7 @@ def as_deployed(entry: dict[str, Any], args: list[str]) -> dict[str, Any]:
         return entry
     if args and not args[0].startswith("-"):
         spec["model"] = args[0]
-    for flag, name in ARG_FIELDS:
+    for flag, name in FIELD_FLAGS:
         value = extra_arg_value(args, flag)
         if value is not None:
             spec[name] = value

@@ -12,8 +12,10 @@ Checks, in order (a failed dns, tcp or models check skips the rest: they could o
   context-length  a prompt near the max model length is accepted   else: --max-model-len too low or GPU memory too small
   embeddings      /embeddings returns vectors of one dimension
 
-Self-contained on purpose (stdlib + requests, no planner import at run time, no rich): the in-cluster gate ships
-this file as a script (`python verify.py --base-url URL --model NAME ...`, see `main`) and reads its JSON.
+Standalone on purpose: the Python standard library only, nothing of the project. The in-cluster gate ships this
+one file in a ConfigMap and runs it as a script on a stock python image (`python endpoint_checker.py --base-url URL
+--model NAME ...`, see `main`), so the Job installs nothing and works in clusters without internet egress;
+`python -m planner verify` builds the targets from a plan (planner/targets.py) and runs the same functions.
 The API key is never printed: Target hides it from repr, and every text a check produces is scrubbed of it,
 including whatever a server echoes back.
 """
@@ -22,23 +24,20 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import http.client
 import ipaddress
 import json
 import math
 import os
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Literal, Sequence, TypeVar
 from urllib.parse import urlsplit
-
-import requests
-
-if TYPE_CHECKING:  # the plan is only needed to derive targets; the script never imports the planner
-    from planner.plan import Plan, PlannedModel
 
 Status = Literal["pass", "fail", "skip"]
 PASS: Status = "pass"
@@ -285,7 +284,7 @@ def in_cluster_service(host: str) -> tuple[str, str] | None:
 
 
 def bounded(fn: Callable[[], T], seconds: float) -> tuple[Literal["ok", "error", "timeout"], T | BaseException | None]:
-    """Run fn in a daemon thread for at most `seconds`: getaddrinfo (also inside requests) takes no timeout, and
+    """Run fn in a daemon thread for at most `seconds`: getaddrinfo (also inside a connect) takes no timeout, and
     a server that trickles bytes never trips a per-read timeout. An abandoned call ends with its own socket."""
     box: dict[str, Any] = {}
 
@@ -325,15 +324,15 @@ class Reply:
 
 
 class Client:
-    """Time-bounded JSON requests to one OpenAI-compatible server, with the bearer key."""
+    """Time-bounded JSON requests to one OpenAI-compatible server, with the bearer key (http.client: one connection
+    per request, no redirects followed, TLS verified against the system's CA store)."""
 
-    def __init__(self, target: Target, options: Options, session: requests.Session | None = None) -> None:
+    def __init__(self, target: Target, options: Options) -> None:
         self.base = target.baseUrl.rstrip("/")
         # vLLM serves /tokenize at the server root, beside /v1.
         self.root = self.base[: -len("/v1")] if self.base.endswith("/v1") else self.base
         self.key = target.apiKey
         self.options = options
-        self.session = session or requests.Session()
 
     @property
     def total(self) -> float:
@@ -357,37 +356,63 @@ class Client:
                          limit=self.total)
         return Reply(error=f"{type(value).__name__}: {value}", kind="connection", seconds=seconds)
 
+    def _connection(self, url: str) -> tuple[http.client.HTTPConnection, str]:
+        parts = urlsplit(url)
+        timeout = self.options.connectTimeout
+        if parts.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, timeout=timeout, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+        return conn, (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
     def _send(self, method: str, url: str, body: dict[str, Any] | None, start: float) -> Reply:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": "kindo-models-endpoint-checker"}
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
-        timeout = (self.options.connectTimeout, self.options.readTimeout)
+        payload = None if body is None else json.dumps(body).encode()
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        conn, path = self._connection(url)
         try:
-            # No redirects: requests would turn a redirected POST into a GET; the URL to use is the finding.
-            with self.session.request(method, url, json=body, headers=headers, timeout=timeout, stream=True,
-                                      allow_redirects=False) as resp:
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in resp.iter_content(64 * 1024):
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        return Reply(resp.status_code, error=f"the answer is larger than {MAX_BODY_BYTES // 2**20} MiB",
-                                     kind="too-large", seconds=time.monotonic() - start)
-                    if time.monotonic() - start > self.total:
-                        return Reply(resp.status_code, error=f"no complete answer within {self.total:g} s",
-                                     kind="timeout", seconds=time.monotonic() - start, limit=self.total)
-                    chunks.append(chunk)
-                status, location = resp.status_code, resp.headers.get("Location")
-        except requests.exceptions.SSLError as exc:
+            try:
+                conn.connect()
+            except ssl.SSLError as exc:
+                return Reply(error=f"TLS: {shorten(str(exc))}", kind="tls", seconds=time.monotonic() - start)
+            except (socket.timeout, TimeoutError):
+                return Reply(error=f"no connection within {self.options.connectTimeout:g} s", kind="timeout",
+                             seconds=time.monotonic() - start, limit=self.options.connectTimeout)
+            assert conn.sock is not None
+            conn.sock.settimeout(self.options.readTimeout)
+            return self._exchange(conn, method, path, payload, headers, start)
+        except ssl.SSLError as exc:
             return Reply(error=f"TLS: {shorten(str(exc))}", kind="tls", seconds=time.monotonic() - start)
-        except requests.exceptions.ConnectTimeout:
-            return Reply(error=f"no connection within {self.options.connectTimeout:g} s", kind="timeout",
-                         seconds=time.monotonic() - start, limit=self.options.connectTimeout)
-        except (requests.exceptions.ReadTimeout, requests.exceptions.Timeout):
+        except (socket.timeout, TimeoutError):
             return Reply(error=f"no answer within {self.options.readTimeout:g} s", kind="timeout",
                          seconds=time.monotonic() - start, limit=self.options.readTimeout)
-        except requests.exceptions.RequestException as exc:
+        except (OSError, http.client.HTTPException) as exc:
             return Reply(error=connection_reason(exc), kind="connection", seconds=time.monotonic() - start)
+        finally:
+            conn.close()
+
+    def _exchange(self, conn: http.client.HTTPConnection, method: str, path: str, payload: bytes | None,
+                  headers: dict[str, str], start: float) -> Reply:
+        conn.request(method, path, body=payload, headers=headers)
+        resp = conn.getresponse()
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = resp.read(64 * 1024)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return Reply(resp.status, error=f"the answer is larger than {MAX_BODY_BYTES // 2**20} MiB",
+                             kind="too-large", seconds=time.monotonic() - start)
+            if time.monotonic() - start > self.total:
+                return Reply(resp.status, error=f"no complete answer within {self.total:g} s",
+                             kind="timeout", seconds=time.monotonic() - start, limit=self.total)
+            chunks.append(chunk)
         raw = b"".join(chunks)
         if self.key:
             # Before anything is cut or parsed: a snippet cut inside an echoed key would leak its prefix.
@@ -397,11 +422,11 @@ class Client:
             parsed: Any = json.loads(raw) if raw else None
         except ValueError:
             parsed = None
-        return Reply(status, parsed, text, location=location, seconds=time.monotonic() - start)
+        return Reply(resp.status, parsed, text, location=resp.getheader("Location"), seconds=time.monotonic() - start)
 
 
 def connection_reason(exc: BaseException) -> str:
-    text = str(exc)
+    text = f"{type(exc).__name__}: {exc}"
     for needle, reason in (("refused", "connection refused"), ("Name or service not known", "the name does not resolve"),
                            ("nodename nor servname", "the name does not resolve"), ("No route", "no route to host"),
                            ("reset by peer", "connection reset by the server"),
@@ -409,7 +434,7 @@ def connection_reason(exc: BaseException) -> str:
                            ("IncompleteRead", "the server ended the answer early")):
         if needle in text:
             return reason
-    return shorten(f"{type(exc).__name__}: {text}")
+    return shorten(text)
 
 
 def error_message(reply: Reply) -> str:
@@ -838,7 +863,7 @@ def guarded(check: str, fn: Callable[[], CheckResult]) -> CheckResult:
                            DIAG_NOT_OPENAI)
 
 
-def verify(target: Target, options: Options | None = None, session: requests.Session | None = None) -> Report:
+def verify(target: Target, options: Options | None = None) -> Report:
     """Run every check that applies to the target, in the runbook's order."""
     options = options or Options()
     report = Report(target.label, target.model, target.baseUrl, target.keySource)
@@ -859,7 +884,7 @@ def verify(target: Target, options: Options | None = None, session: requests.Ses
     if tcp.status == FAIL:
         results += skipped_after(CHECKS[2:], "the TCP connection failed")
         return scrubbed(report, target.apiKey)
-    client = Client(target, options, session)
+    client = Client(target, options)
     entry: dict[str, Any] | None = None
 
     def models() -> CheckResult:
@@ -899,105 +924,21 @@ def scrubbed(report: Report, secret: str | None) -> Report:
 
 def run_all(targets: Sequence[Target | Skip], options: Options | None = None) -> Summary:
     reports = []
-    session = requests.Session()
     for target in targets:
         if isinstance(target, Skip):
             reports.append(Report(target.name, skipped=target.reason))
         else:
-            reports.append(verify(target, options, session))
+            reports.append(verify(target, options))
     return Summary(reports)
 
 
-# ---------------------------------------------------------------------------------------------- from a plan
+# ---------------------------------------------------------------------------------------------- as a script
 
-# Cloud providers whose API is OpenAI's at a known base (seeds: providers.yaml standardApiBase). Anthropic's
-# /v1/models wants x-api-key, Azure routes by deployment and api-version, Bedrock signs with SigV4, Google's
-# native API is not OpenAI's: those are verified with the provider's own tools, as the runbook shows.
-OPENAI_COMPATIBLE_BASES: dict[str, str] = {
-    "OpenAI": "https://api.openai.com/v1",
-    "Groq": "https://api.groq.com/openai/v1",
-}
 VLLM_KEY_ENV = "VLLM_API_KEY"
 
 
-class UnknownModel(ValueError):
-    """A model name the stack does not have; the message lists what it has."""
-
-
-def resolve_key(model: PlannedModel, api_key: str | None, environ: Mapping[str, str]) -> tuple[str | None, str]:
-    """(key, where it came from): --api-key, the model's ${ENV} reference, then VLLM_API_KEY for a vLLM server.
-    Never a plain-text key: the planner drops those on reading."""
-    if api_key:
-        return api_key, "--api-key"
-    ref = model.key
-    if ref is not None and ref.kind == "env" and environ.get(ref.name):
-        return environ[ref.name], f"${{{ref.name}}}"
-    if model.selfHosted and environ.get(VLLM_KEY_ENV):
-        return environ[VLLM_KEY_ENV], f"${VLLM_KEY_ENV}"
-    return None, "none"
-
-
-def target_for(plan: Plan, model: PlannedModel, base_url: str | None = None, api_key: str | None = None,
-               environ: Mapping[str, str] | None = None) -> Target | Skip:
-    """The checks a planned model gets: its URL, served name, key, kind, tool calling and max model length."""
-    environ = os.environ if environ is None else environ
-    name = model.litellmModelName
-    if not model.verify:
-        return Skip(name, "verify: false in the stack: the endpoint checks are skipped for this model")
-    if model.metadataType == "Transcription":
-        return Skip(name, "a transcription model: the checks cover chat and embedding endpoints, not audio")
-    server = next((s for s in plan.servers if s.name == model.server), None) if model.server else None
-    if base_url:
-        base = base_url
-    elif model.selfHosted:
-        base = model.apiBase or (server.url if server else None)  # apiBase defaults to the in-cluster Service URL
-    elif model.provider in OPENAI_COMPATIBLE_BASES:
-        base = model.apiBase or OPENAI_COMPATIBLE_BASES[model.provider]
-    else:
-        return Skip(name, f"{model.provider} has no OpenAI-compatible endpoint this checker speaks: verify it with the "
-                          "provider's own API (runbook: curl the provider's /v1/models with your key), or pass --base-url "
-                          "of an OpenAI-compatible proxy")
-    if not base:
-        return Skip(name, "no base URL: the model has no apiBase and no planned server (see `plan`)")
-    key, source = resolve_key(model, api_key, environ)
-    if key is None and not model.selfHosted:
-        ref = model.key
-        where = (f"${{{ref.name}}} is not set in this environment" if ref is not None and ref.kind == "env"
-                 else f"its key is {ref.describe()}, which only `pulumi up` reads" if ref is not None else "it has no key")
-        return Skip(name, f"no API key for {model.provider}: {where}. Export it or pass --api-key.")
-    served = name if model.selfHosted else (model.litellmModel or name).split("/", 1)[-1]
-    return Target(
-        model=served,
-        baseUrl=base,
-        apiKey=key,
-        keySource=source,
-        kind="embeddings" if model.metadataType == "Embeddings" else "chat",
-        toolCalling="TOOL_CALLING_MODELS" in model.flags or bool(model.capabilities.get("toolCalling")),
-        maxModelLen=server.maxModelLen if server else model.contextWindow,
-        reasoning=bool(server and server.reasoningParser),
-        # A cloud provider serves its advertised window; a request near it would be billed by the 100k tokens.
-        skipContext=None if model.selfHosted or base_url else "a cloud model: the provider serves its advertised "
-                    "window, and a near-limit request is billed",
-        name=name if served != name else None,
-    )
-
-
-def targets_for(plan: Plan, names: Sequence[str] | None = None, base_url: str | None = None,
-                api_key: str | None = None, environ: Mapping[str, str] | None = None) -> list[Target | Skip]:
-    """Targets for the named models (all of the plan's when None); UnknownModel names what the stack has."""
-    by_name = {m.litellmModelName: m for m in plan.models}
-    chosen = list(by_name) if names is None else list(names)
-    for name in chosen:
-        if name not in by_name:
-            close = difflib.get_close_matches(name, list(by_name), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise UnknownModel(f"model {name!r} is not in stack {plan.stack} (or its entry is invalid: run `plan`).{hint} "
-                               f"The stack has: {', '.join(by_name) or 'no models'}.")
-    return [target_for(plan, by_name[n], base_url, api_key, environ) for n in chosen]
-
-
 def script_args(target: Target, options: Options, key_env: str = VLLM_KEY_ENV) -> list[str]:
-    """The arguments of `python verify.py` for a target, the key left to the environment variable `key_env`."""
+    """The arguments of `python endpoint_checker.py` for a target, the key left to the environment variable `key_env`."""
     args = ["--base-url", target.baseUrl, "--model", target.model, "--kind", target.kind,
             "--timeout", f"{options.readTimeout:g}", "--connect-timeout", f"{options.connectTimeout:g}",
             "--context-fraction", f"{options.contextFraction:g}", "--api-key-env", key_env]
@@ -1014,12 +955,10 @@ def script_args(target: Target, options: Options, key_env: str = VLLM_KEY_ENV) -
     return args
 
 
-# ---------------------------------------------------------------------------------------------- as a script
-
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python verify.py --base-url URL --model NAME ...`: one JSON report on stdout; exit 0 ok, 1 failed, 2 usage."""
-    parser = argparse.ArgumentParser(prog="verify.py", description="The runbook's endpoint checks for one model.")
+    """`python endpoint_checker.py --base-url URL --model NAME ...`: one JSON report; exit 0 ok, 1 failed, 2 usage."""
+    parser = argparse.ArgumentParser(prog="endpoint_checker.py", description="The runbook's endpoint checks for one model.")
     parser.add_argument("--base-url", required=True, help="OpenAI-compatible base, e.g. http://my-model:8000/v1")
     parser.add_argument("--model", required=True, help="the served model name")
     parser.add_argument("--name", help="the litellmModelName, when it differs from --model")
