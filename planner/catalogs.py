@@ -72,7 +72,7 @@ PositiveFloat = Annotated[float, Gt(0)]
 NonNegativeInt = Annotated[int, Ge(0)]
 NativeDtype = Literal["bfloat16", "float16", "float32", "fp8", "mxfp4", "int4"]
 AttentionKind = Literal["mha", "gqa", "mla", "sliding", "hybrid"]
-ModelKind = Literal["chat", "embedding"]
+ModelKind = Literal["chat", "embedding", "transcription"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,8 @@ class Architecture:
     vocabSize: Optional[PositiveInt] = None
     kvLoraRank: Optional[PositiveInt] = None
     qkRopeHeadDim: Optional[PositiveInt] = None
+    # Encoder-decoder models (Whisper): encoder positions every decoder layer attends to, cached once per request.
+    crossAttentionTokens: Optional[PositiveInt] = None
     checkpointGiB: Optional[PositiveFloat] = None
     vision: bool = False
     toolCalling: bool = False

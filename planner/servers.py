@@ -100,16 +100,41 @@ def cache_volume_gib(weights_gib: float) -> int:
 # --------------------------------------------------------------------------------------------- checks
 
 
+# The metadataType each kind of model serves, and an example to serve instead (a model of the wrong kind behind a
+# flag fails every request Kindo sends it).
+KIND_METADATA = {"chat": "Text Generation", "embedding": "Embeddings", "transcription": "Transcription"}
+KIND_EXAMPLE = {"chat": "a chat model (e.g. Qwen/Qwen3-8B)", "embedding": "an embedding model (e.g. BAAI/bge-m3)",
+                "transcription": "a speech-to-text model (e.g. openai/whisper-large-v3-turbo)"}
+
+
 def check_model_kind(entry: ModelEntry, arch: Architecture) -> list[Finding]:
     assert entry.vllm is not None
-    model, subject = entry.vllm.model, entry.litellmModelName
-    if arch.kind == "embedding" and entry.metadataType != "Embeddings":
-        return [error("model-kind-mismatch", subject, f"{model} is an embedding model but metadataType is "
-                      f"{entry.metadataType!r}: set metadataType: Embeddings and type: INTERNAL.")]
-    if arch.kind == "chat" and entry.metadataType == "Embeddings":
-        return [error("model-kind-mismatch", subject, f"{model} is a chat model, not an embedding model: "
-                      "serve an embedding model (e.g. BAAI/bge-m3) or set metadataType: Text Generation.")]
-    return []
+    model, subject, served = entry.vllm.model, entry.litellmModelName, KIND_METADATA[arch.kind]
+    if served == entry.metadataType:
+        return []
+    wanted = next(kind for kind, metadata in KIND_METADATA.items() if metadata == entry.metadataType)
+    fix = f"set metadataType: {served}" + (" and type: INTERNAL" if arch.kind != "chat" else "")
+    if arch.kind == "chat":
+        return [error("model-kind-mismatch", subject, f"{model} is a chat model, not {KIND_EXAMPLE[wanted].split(' (')[0]}: "
+                      f"serve {KIND_EXAMPLE[wanted]} or {fix}.")]
+    return [error("model-kind-mismatch", subject, f"{model} is {KIND_EXAMPLE[arch.kind].split(' (')[0]} but metadataType "
+                  f"is {entry.metadataType!r}: {fix}.")]
+
+
+# Audio decoding: vLLM's `audio` extra (librosa/soundfile, later PyAV) is not in the stock vllm/vllm-openai image
+# (maintainer, vllm-project/vllm#13912; reported again for 0.8.0 #15087, 0.9.2 #20671, 0.17.1 neutree-ai/neutree#465).
+# From 0.25.0 torchcodec (with the image's FFmpeg) is a core dependency and decodes audio (vllm/multimodal/media/audio.py).
+AUDIO_IN_CORE = (0, 25, 0)
+
+
+def check_transcription_image(server: ResolvedServer, subject: str) -> list[Finding]:
+    version = server.image.version
+    if server.architecture.kind != "transcription" or version is None or version >= AUDIO_IN_CORE:
+        return []
+    return [warning("vllm-audio-extra", subject, f"image {server.image.image} decodes no audio unless it was built with "
+                    "vLLM's audio extra (the stock vllm/vllm-openai image lacks it before 0.25.0): use an image built "
+                    f"FROM it with `pip install \"vllm[audio]=={catalogs.format_version(version)}\"`, or a release from "
+                    "0.25.0 on. The endpoint check's transcription step fails until then.")]
 
 
 def check_extra_args(spec: VllmSpec, subject: str) -> list[Finding]:
@@ -138,7 +163,9 @@ def decide_max_model_len(entry: ModelEntry, arch: Architecture) -> tuple[int, li
     """--max-model-len: vllm.maxModelLen, else the contract's contextWindow, else what the model supports."""
     spec, subject = entry.vllm, entry.litellmModelName
     assert spec is not None
-    context_window = entry.contextWindow
+    # A transcription model has no prompt window (the contract leaves contextWindow out): vLLM's length is the
+    # decoder's, from the model.
+    context_window = entry.contextWindow if arch.kind != "transcription" else None
     max_model_len = spec.maxModelLen or context_window or arch.maxContext
     findings: list[Finding] = []
     if max_model_len > arch.maxContext:
@@ -313,6 +340,7 @@ def plan_server(model: ResolvedModel, server: ResolvedServer) -> tuple[PlannedSe
     entry, spec, arch, instance, subject = model.entry, server.spec, server.architecture, server.instance, model.name
     utilization, findings = decide_utilization(spec, server.image.defaults, subject)
     findings = check_model_kind(entry, arch) + check_extra_args(spec, subject) + findings
+    findings += check_transcription_image(server, subject)
     max_model_len, context_findings = decide_max_model_len(entry, arch)
     request = SizingRequest(arch, instance.gpu, instance.gpus, max_model_len, server.image.defaults, spec.quantization,
                             spec.kvCacheDtype, utilization)

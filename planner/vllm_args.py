@@ -85,8 +85,10 @@ def vllm_args(spec: ArgsInput) -> list[str]:
     if spec.quantization:
         args += ["--quantization", spec.quantization]
     args += ["--tensor-parallel-size", str(spec.tensor_parallel_size)]
-    if arch.kind != "embedding":
-        # Encoder (pooling) models support neither; vLLM disables them itself.
+    if arch.kind == "chat":
+        # Pooling (embedding) and encoder-decoder (transcription) models support neither: vLLM turns them off, and an
+        # explicit --enable-prefix-caching makes its cross-attention manager raise on a cache lookup (vLLM 0.33.0
+        # vllm/v1/core/single_type_kv_cache_manager.py).
         args += ["--enable-prefix-caching", "--enable-chunked-prefill"]
     if spec.kv_cache_dtype and spec.kv_cache_dtype != "auto":
         args += ["--kv-cache-dtype", spec.kv_cache_dtype]
