@@ -129,6 +129,18 @@ def wheels_by_version(files: Iterable[IndexFile]) -> dict[Version, IndexFile]:
     return {version: file for version, (_, file) in best.items()}
 
 
+def file_version(filename: str) -> Version | None:
+    """The release a file of the index belongs to: vllm-X-....whl (any platform, any build tag) or vllm-X.tar.gz."""
+    match = re.match(r"^vllm-(?P<version>[^-]+?)(?:\.tar\.gz|-.+\.whl)$", filename)
+    return _final_version(match["version"]) if match else None
+
+
+def first_upload(files: Iterable[IndexFile], version: Version) -> str:
+    """When the release first appeared on PyPI: the earliest upload of any of its files (rebuilds such as
+    0.23.0-2 came days later)."""
+    return min(file.uploaded for file in files if file_version(file.filename) == version)
+
+
 def sdist_for(files: Iterable[IndexFile], version: Version) -> IndexFile | None:
     for file in files:
         if file.filename.endswith(".tar.gz") and _final_version(file.filename[len("vllm-"):-len(".tar.gz")]) == version:
@@ -280,8 +292,8 @@ def load_extract(version: str) -> Extract | None:
                 wheel[name[len("wheel/"):]] = archive.read(name)
             elif name.startswith("sdist/"):
                 sdist[name[len("sdist/"):]] = archive.read(name)
-    if manifest.get("memberPatterns") != member_patterns():
-        return None  # read with an older selection of files: read again
+    if manifest.get("memberPatterns") != member_patterns() or "firstUpload" not in manifest:
+        return None  # read by an older generator (another selection of files, fewer facts): read again
     extract = Extract(version, wheel, sdist, manifest)
     verify_against_record(extract.wheel, f"cached {path.name}")
     return extract
@@ -383,7 +395,7 @@ def fetch_extract(version: Version, files: list[IndexFile], timings: dict[str, f
         raise GenerationError(f"vLLM {version}: PyPI has no x86_64 wheel for it")
     wheel, wheel_how = read_wheel(wheel_file, timings)
     manifest: dict[str, Any] = {"wheel": {**wheel_file.as_source(), **wheel_how}, "sdist": None,
-                                "memberPatterns": member_patterns()}
+                                "memberPatterns": member_patterns(), "firstUpload": first_upload(files, version)}
     sdist: dict[str, bytes] = {}
     if sdist_file is not None:  # 0.15.0 and 0.15.1 were published without one
         sdist, sdist_how = read_sdist(sdist_file, wheel, timings)
@@ -1061,7 +1073,7 @@ def release_entry(extract: Extract) -> dict[str, Any]:
     snapshot = memory_snapshot(sources)
     wheel, sdist = extract.manifest["wheel"], extract.manifest["sdist"]
     return {
-        "released": wheel["uploaded"][:10],
+        "released": extract.manifest["firstUpload"][:10],
         "gpuMemoryUtilization": gpu_memory_utilization(sources),
         "batchTiers": batch_tiers(sources),
         "cudaGraphsInBudget": cuda_graphs_in_budget(sources),
@@ -1096,7 +1108,7 @@ HEADER = """\
 # Each release is read from its own PyPI files, named with their sha256 under `source`: the x86_64 wheel's Python
 # source (never imported) and the sdist (docker/Dockerfile and examples/ at the release tag).
 # Shape, per release:
-#   released                 date the wheel was uploaded to PyPI (UTC)
+#   released                 date the release first appeared on PyPI (its earliest file upload, UTC)
 #   gpuMemoryUtilization     default of --gpu-memory-utilization (EngineArgs / CacheConfig)
 #   batchTiers               OpenAI-server defaults (EngineArgs.get_batch_defaults, _set_default_args_v1 before
 #                            0.11): the FIRST tier whose minGpuGiB <= the GPU's total memory (GiB, as the CUDA

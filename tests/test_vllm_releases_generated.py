@@ -473,6 +473,10 @@ def test_latest_patches_and_the_wheel_pip_would_pick() -> None:
     assert wheels[Version("0.21.0")].filename == "vllm-0.21.0-1-cp38-abi3-manylinux_2_24_x86_64.whl"
     assert Version("0.22.0rc1") not in wheels
     assert [str(v) for v in gen.latest_patches(wheels)] == ["0.8.5.post1", "0.10.2", "0.21.0"]
+    later = gen.IndexFile("vllm-0.21.0-2-cp38-abi3-manylinux_2_28_x86_64.whl", "u", "0" * 64, 1, "2026-05-17T00:00:00Z")
+    first = gen.IndexFile("vllm-0.21.0.tar.gz", "u", "0" * 64, 1, "2026-05-15T00:00:00Z")
+    others = [file for file in files if "0.21.0" not in file.filename]  # earlier uploads of other releases
+    assert gen.first_upload([later, first, *others], Version("0.21.0")) == "2026-05-15T00:00:00Z"  # not the rebuild's day
 
 
 # ---- the range-read and sdist paths, against a local server
@@ -612,7 +616,7 @@ def test_cached_extract_is_reverified_against_record(tmp_path: Path, monkeypatch
     monkeypatch.setattr(gen, "CACHE", tmp_path)
     record = "\n".join(record_line(n, d) for n, d in PY_MEMBERS.items()).encode()
     wheel = {**PY_MEMBERS, "vllm-9.9.9.dist-info/RECORD": record}
-    manifest = {"wheel": {}, "sdist": None, "memberPatterns": gen.member_patterns()}
+    manifest = {"wheel": {}, "sdist": None, "memberPatterns": gen.member_patterns(), "firstUpload": "2026-01-01"}
     gen.save_extract(gen.Extract("9.9.9", wheel, {}, manifest))
     assert gen.load_extract("9.9.9").wheel == wheel
     gen.save_extract(gen.Extract("9.9.9", {**wheel, "vllm/envs.py": b"edited\n"}, {}, manifest))
