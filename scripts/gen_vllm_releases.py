@@ -1123,7 +1123,8 @@ HEADER = """\
 #   ncclInitInBudget         NCCL's start-up buffers are charged to the budget
 #   toolCallParsers          --tool-call-parser name -> class (names mapping to one class are aliases)
 #   reasoningParsers         --reasoning-parser name -> class
-#   quantizationMethods      --quantization choices (QuantizationMethods); deprecatedQuantizationMethods still work
+#   quantizationMethods      --quantization choices (QuantizationMethods); deprecatedQuantizationMethods are refused
+#                            at start-up unless --allow-deprecated-quantization is given (ModelConfig, 0.14 on)
 #   kvCacheDtypes            --kv-cache-dtype choices (CacheDType)
 #   chatTemplates            examples/**/*.jinja of the source tree, and imageDirectory, where the vllm/vllm-openai
 #                            image has examples/ (Dockerfile `COPY examples examples` under its WORKDIR), so a
