@@ -253,10 +253,6 @@ class Extract:
     sdist: dict[str, bytes]
     manifest: dict[str, Any]
 
-    def text(self, path: str) -> str | None:
-        data = self.wheel.get(path)
-        return None if data is None else data.decode("utf-8")
-
     @property
     def sources(self) -> dict[str, str]:
         return {path: data.decode("utf-8") for path, data in self.wheel.items() if path.endswith(".py")}
