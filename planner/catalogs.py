@@ -6,11 +6,12 @@ records. Nothing here decides anything.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import yaml
 from annotated_types import Ge, Gt
@@ -31,6 +32,7 @@ def _load(path: Path) -> Any:
 class Gpu:
     name: str
     memoryMiB: int
+    deviceName: str  # as CUDA names the device (nvidia-smi --query-gpu=name); vLLM's batch defaults read it
 
     @property
     def memory_bytes(self) -> int:
@@ -55,7 +57,8 @@ def instance_families(table: dict[str, "InstanceType"]) -> list[str]:
 @lru_cache(maxsize=1)
 def instances() -> dict[str, InstanceType]:
     data = _load(DATA / "instances.yaml")
-    gpus = {name: Gpu(name=name, memoryMiB=int(spec["memoryMiB"])) for name, spec in data["gpus"].items()}
+    gpus = {name: Gpu(name=name, memoryMiB=int(spec["memoryMiB"]), deviceName=str(spec["deviceName"]))
+            for name, spec in data["gpus"].items()}
     return {
         name: InstanceType(name=name, gpu=gpus[spec["gpu"]], **{k: v for k, v in spec.items() if k != "gpu"})
         for name, spec in data["instances"].items()
@@ -203,112 +206,148 @@ def architectures() -> ArchitectureCatalog:
 # --------------------------------------------------------------------------- vLLM releases
 
 
-Version = tuple[int, ...]
+Version = tuple[int, ...]  # (major, minor, patch, fourth, post): 0.9.0.1 -> (0, 9, 0, 1, 0), 0.8.5.post1 -> (0, 8, 5, 0, 1)
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.post(\d+))?$")
 
 
 def parse_version(text: str | None) -> Version | None:
-    if not text:
-        return None
-    match = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.post\d+)?$", str(text).strip())
-    if not match:
-        return None
-    return tuple(int(part or 0) for part in match.groups())
+    match = _VERSION.match(str(text or "").strip())
+    return tuple(int(part or 0) for part in match.groups()) if match else None
 
 
 def format_version(version: Version) -> str:
-    return ".".join(str(part) for part in version)
+    major, minor, patch, fourth, post = (tuple(version) + (0, 0, 0, 0, 0))[:5]
+    return f"{major}.{minor}.{patch}" + (f".{fourth}" if fourth else "") + (f".post{post}" if post else "")
 
 
 @dataclass(frozen=True)
 class BatchTier:
-    """vLLM's OpenAI-server scheduler defaults for GPUs of at least this size (arg_utils batch defaults)."""
+    """vLLM's OpenAI-server scheduler defaults (EngineArgs.get_batch_defaults): the first tier whose minimum GPU
+    memory the GPU reaches and whose device-name conditions match applies."""
 
     minGpuGiB: float
     maxNumBatchedTokens: int
     maxNumSeqs: int
-    excludeGpus: tuple[str, ...] = ()
+    excludeDeviceNameContains: tuple[str, ...] = ()  # substrings of the lower-case CUDA device name
+    deviceNameContainsAny: tuple[str, ...] = ()  # up to 0.8.4 the large tier was named GPUs
+
+    def matches(self, gpu: Gpu) -> bool:
+        name = gpu.deviceName.lower()
+        if gpu.memory_bytes / 1024**3 < self.minGpuGiB or any(part in name for part in self.excludeDeviceNameContains):
+            return False
+        return not self.deviceNameContainsAny or any(part in name for part in self.deviceNameContainsAny)
+
+
+@dataclass(frozen=True)
+class ChatTemplates:
+    imageDirectory: str  # where the vllm/vllm-openai image keeps the source tree's examples/
+    files: frozenset[str]  # paths under examples/
+
+    def path(self, template: str) -> str | None:
+        """The template's path inside the image, or None when this release does not ship it."""
+        name = template.removeprefix("examples/")
+        return f"{self.imageDirectory}/{name}" if name in self.files else None
 
 
 @dataclass(frozen=True)
 class VllmRelease:
+    """One vLLM release as its own PyPI files say (planner/data/vllm_releases.json, scripts/gen_vllm_releases.py)."""
+
     version: str
+    released: str
     gpuMemoryUtilization: float
     batchTiers: tuple[BatchTier, ...]
     cudaGraphsInBudget: bool  # the CUDA-graph memory estimate is taken from the KV budget
-    nonTorchInBudget: bool  # CUDA context / NCCL / cuBLAS memory is charged to the budget
+    nonTorchInBudget: bool  # CUDA context / cuBLAS and all non-torch memory is charged to the budget
+    ncclInitInBudget: bool  # NCCL's start-up buffers are charged to the budget
+    memorySnapshot: str  # whole-device | before-distributed-init | after-distributed-init
     toolCallParsers: tuple[str, ...]
     reasoningParsers: tuple[str, ...]
-    source: str = ""
+    quantizationMethods: tuple[str, ...]
+    deprecatedQuantizationMethods: tuple[str, ...]
+    kvCacheDtypes: tuple[str, ...]
+    serveFlags: frozenset[str]
+    negatableFlags: frozenset[str]
+    chatTemplates: ChatTemplates | None  # None: not known for this release (no sdist on PyPI)
 
     def batch_tier(self, gpu: Gpu) -> BatchTier:
-        gib = gpu.memory_bytes / 1024**3
-        for tier in self.batchTiers:
-            if gib >= tier.minGpuGiB and gpu.name not in tier.excludeGpus:
-                return tier
-        return BatchTier(0, 2048, 256)  # SchedulerConfig defaults when no tier applies
+        return next((tier for tier in self.batchTiers if tier.matches(gpu)), BatchTier(0, 2048, 256))
 
 
 @dataclass(frozen=True)
 class ParserFamily:
     toolCallParsers: tuple[str, ...]
     reasoningParsers: tuple[str, ...]
+    chatTemplate: str | None = None  # examples/... that vLLM's docs ask for with this family's tool parser
 
 
-@dataclass(frozen=True)
+@dataclass
 class VllmCatalog:
     image: str
     defaultVersion: str
-    releases: dict[str, VllmRelease]
+    releases: dict[str, VllmRelease]  # by version string, oldest first
     families: dict[str, ParserFamily]
+    by_version: dict[Version, VllmRelease] = field(default_factory=dict)
 
     @property
     def default_image(self) -> str:
         return f"{self.image}:v{self.defaultVersion}"
 
-    def release_for(self, version: Version | None) -> VllmRelease | None:
-        """The catalog release with that exact version, else the newest one not newer than it."""
-        if version is None:
-            return None
-        known = sorted((parse_version(v), r) for v, r in self.releases.items() if parse_version(v))
-        candidates = [r for v, r in known if v is not None and v <= version]
-        exact = [r for v, r in known if v == version]
-        return exact[0] if exact else (candidates[-1] if candidates else None)
+    @property
+    def newest(self) -> VllmRelease:
+        return list(self.releases.values())[-1]
+
+    def release(self, version: Version) -> VllmRelease | None:
+        """The recorded release with exactly this version."""
+        return self.by_version.get(tuple(version))
+
+    def having(self, predicate: Callable[[VllmRelease], bool]) -> list[str]:
+        """The versions of the releases for which predicate holds, oldest first."""
+        return [r.version for r in self.releases.values() if predicate(r)]
+
+
+def describe_versions(versions: list[str]) -> str:
+    """A list of releases, shortened: '0.17.1 to 0.33.0 (31 releases)', or the names when few."""
+    if len(versions) <= 4:
+        return ", ".join(versions) or "none"
+    return f"{versions[0]} to {versions[-1]} ({len(versions)} releases)"
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in (value or ()))
 
 
+def _release(version: str, spec: dict[str, Any]) -> VllmRelease:
+    tiers = tuple(BatchTier(float(t["minGpuGiB"]), int(t["maxNumBatchedTokens"]), int(t["maxNumSeqs"]),
+                            _as_tuple(t.get("excludeDeviceNameContains")), _as_tuple(t.get("deviceNameContainsAny")))
+                  for t in spec["batchTiers"])
+    templates = spec.get("chatTemplates")
+    return VllmRelease(
+        version=version, released=str(spec["released"]), gpuMemoryUtilization=float(spec["gpuMemoryUtilization"]),
+        batchTiers=tiers, cudaGraphsInBudget=bool(spec["cudaGraphsInBudget"]),
+        nonTorchInBudget=bool(spec["nonTorchInBudget"]), ncclInitInBudget=bool(spec["ncclInitInBudget"]),
+        memorySnapshot=str(spec["memorySnapshot"]), toolCallParsers=_as_tuple(spec["toolCallParsers"]),
+        reasoningParsers=_as_tuple(spec["reasoningParsers"]), quantizationMethods=_as_tuple(spec["quantizationMethods"]),
+        deprecatedQuantizationMethods=_as_tuple(spec.get("deprecatedQuantizationMethods")),
+        kvCacheDtypes=_as_tuple(spec["kvCacheDtypes"]), serveFlags=frozenset(spec["serveFlags"]),
+        negatableFlags=frozenset(spec.get("negatableFlags") or ()),
+        chatTemplates=ChatTemplates(str(templates["imageDirectory"]), frozenset(templates["files"])) if templates else None,
+    )
+
+
 @lru_cache(maxsize=1)
 def vllm() -> VllmCatalog:
     data = _load(DATA / "vllm.yaml")
-    releases = {}
-    for version, spec in (data.get("versions") or {}).items():
-        tiers = tuple(
-            BatchTier(float(t["minGpuGiB"]), int(t["maxNumBatchedTokens"]), int(t["maxNumSeqs"]), _as_tuple(t.get("excludeGpus")))
-            for t in spec.get("batchTiers") or ()
-        )
-        sources = spec.get("source") or ""
-        releases[str(version)] = VllmRelease(
-            version=str(version),
-            gpuMemoryUtilization=float(spec["gpuMemoryUtilization"]),
-            batchTiers=tiers,
-            cudaGraphsInBudget=bool(spec.get("cudaGraphsInBudget", False)),
-            nonTorchInBudget=bool(spec.get("nonTorchInBudget", False)),
-            toolCallParsers=_as_tuple(spec.get("toolCallParsers")),
-            reasoningParsers=_as_tuple(spec.get("reasoningParsers")),
-            source=" ".join(sources) if isinstance(sources, list) else str(sources),
-        )
+    generated = json.loads((DATA / "vllm_releases.json").read_text(encoding="utf-8"))["releases"]
+    releases = {version: _release(version, spec) for version, spec in generated.items()}
     families = {
-        str(name): ParserFamily(_as_tuple((spec or {}).get("toolCallParsers")), _as_tuple((spec or {}).get("reasoningParsers")))
+        str(name): ParserFamily(_as_tuple((spec or {}).get("toolCallParsers")), _as_tuple((spec or {}).get("reasoningParsers")),
+                                (spec or {}).get("chatTemplate"))
         for name, spec in (data.get("families") or {}).items()
     }
-    return VllmCatalog(
-        image=str(data.get("image", "vllm/vllm-openai")),
-        defaultVersion=str(data["defaultVersion"]),
-        releases=releases,
-        families=families,
-    )
+    return VllmCatalog(image=str(data.get("image", "vllm/vllm-openai")), defaultVersion=str(data["defaultVersion"]),
+                       releases=releases, families=families,
+                       by_version={parse_version(v): r for v, r in releases.items()})  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- flags

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from planner import catalogs
 from planner.catalogs import (
-    REQUIRED_FOR_SIZING, Architecture, CloudModel, FlagSpec, InstanceType, Provider, Route, VllmRelease, Version,
+    REQUIRED_FOR_SIZING, Architecture, CloudModel, FlagSpec, InstanceType, Provider, Route, Version, VllmRelease,
 )
 from planner.config import GpuPool, ModelEntry, VllmSpec
 from planner.findings import Finding, error, info, warning
@@ -133,27 +133,46 @@ def image_version(image: str) -> Version | None:
     return catalogs.parse_version(tag)
 
 
+def release_of(version: Version | None, image: str, subject: str) -> tuple[VllmRelease | None, list[Finding]]:
+    """The recorded release of an image's version. Every final vLLM release is recorded, so a version in range that
+    is not recorded is no release at all; a version newer than the newest is checked as the newest, with a warning."""
+    vllm = catalogs.vllm()
+    if version is None:
+        return None, []
+    release = vllm.release(version)
+    if release is not None:
+        return release, []
+    oldest, newest = catalogs.parse_version(next(iter(vllm.releases))), catalogs.parse_version(vllm.newest.version)
+    if newest is not None and version > newest:
+        return vllm.newest, [warning("vllm-version-newer", subject, f"image {image} is newer than the newest vLLM release "
+                                     f"the catalog records ({vllm.newest.version}); it is checked and sized as "
+                                     f"{vllm.newest.version}. Record it: scripts/gen_vllm_releases.py --release "
+                                     f"{catalogs.format_version(version)}.")]
+    if oldest is not None and version < oldest:
+        return None, [warning("vllm-version-unknown", subject, f"image {image} is older than every vLLM release in the "
+                              f"catalog (from {next(iter(vllm.releases))}); its parser names cannot be checked.")]
+    same_minor = vllm.having(lambda r: catalogs.parse_version(r.version)[:2] == tuple(version[:2]))  # type: ignore[index]
+    return None, [error("vllm-version-unknown", subject, f"image {image}: {catalogs.format_version(version)} is not a vLLM "
+                        f"release, so the image does not exist (releases of {version[0]}.{version[1]}: "
+                        f"{', '.join(same_minor) or 'none'}). Use one of them, or {vllm.default_image}.")]
+
+
 def resolve_image(spec: VllmSpec, default_image: str | None, arch: Architecture | None,
                   subject: str) -> tuple[ResolvedImage, list[Finding]]:
     vllm = catalogs.vllm()
     image = spec.image or default_image or vllm.default_image
     version = image_version(image)
-    release = vllm.release_for(version)
-    findings: list[Finding] = []
+    release, findings = release_of(version, image, subject)
     if version is None:
         findings.append(warning("vllm-image-unpinned", subject, f"image {image!r} has no version tag, so parsers and "
                                 f"minimum versions cannot be checked and every restart may pull another release. Pin it, "
                                 f"e.g. {vllm.default_image}."))
-    else:
-        minimum = catalogs.parse_version(arch.minVllmVersion) if arch else None
-        if minimum and version < minimum:
-            findings.append(error("vllm-image-too-old", subject, f"{spec.model} needs vLLM {arch.minVllmVersion} or newer; "
-                                  f"image {image} is {catalogs.format_version(version)}. Use {vllm.default_image} "
-                                  "(remove vllm.image to take the default)."))
-        if release is None:
-            findings.append(warning("vllm-version-unknown", subject, f"image {image} is older than every vLLM release in "
-                                    "the catalog; its parser names cannot be checked."))
-    # An image newer than the catalog's newest release is sized with the nearest older release's defaults.
+    minimum = catalogs.parse_version(arch.minVllmVersion) if arch and version else None
+    if minimum and version and version < minimum:
+        findings.append(error("vllm-image-too-old", subject, f"{spec.model} needs vLLM {arch.minVllmVersion} or newer; "
+                              f"image {image} is {catalogs.format_version(version)}. Use {vllm.default_image} "
+                              "(remove vllm.image to take the default)."))
+    # An unpinned or unknown image is sized with the pinned default release.
     defaults = release or vllm.releases[vllm.defaultVersion]
     return ResolvedImage(image, version, release, defaults), findings
 

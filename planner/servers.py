@@ -7,10 +7,10 @@ on a resolved model (planner/resolve.py) and assembles the `PlannedServer` the c
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from planner import catalogs
-from planner.catalogs import Architecture, InstanceType, VllmRelease
+from planner.catalogs import Architecture, InstanceType, VllmRelease, describe_versions
 from planner.config import ModelEntry, VllmSpec
 from planner.findings import Finding, error, warning
 from planner.names import GPU_TAINT_KEY, POOL_LABEL, PORT, labels, selector_labels, service_name, service_url
@@ -284,6 +284,89 @@ def decide_sizing(request: SizingRequest, server: ResolvedServer, subject: str) 
     return shown, findings + [does_not_fit(request, server, shown, best, subject)]
 
 
+# --------------------------------------------------------------------------------------------- the image's release
+
+
+def releases_having(predicate: Callable[[VllmRelease], bool]) -> str:
+    return describe_versions(catalogs.vllm().having(predicate))
+
+
+# vLLM's FlexibleArgumentParser reads `-O<level>` (and `-O.key`) itself, in every release: no serve flag of its own.
+OPTIMIZATION_SHORTHAND = "-O"
+
+
+def normalized_flag(arg: str) -> str:
+    """A flag as vLLM's parser reads it: underscores are dashes, `--json-flag.key` sets a key of `--json-flag`."""
+    name = flag_name(arg)
+    if name.startswith("--"):
+        return "--" + name[2:].split(".", 1)[0].replace("_", "-")
+    return name
+
+
+def check_flags_exist(spec: VllmSpec, release: VllmRelease, subject: str) -> list[Finding]:
+    """Each flag in extraArgs must be one `vllm serve` of that release defines: an unknown flag stops the server."""
+    findings: list[Finding] = []
+    for arg in spec.extraArgs:
+        if not arg.startswith("-") or arg.lstrip("-").replace(".", "").isdigit():
+            continue  # a value, or a negative number
+        flag = normalized_flag(arg)
+        if flag.startswith(OPTIMIZATION_SHORTHAND) and not flag.startswith("--"):
+            continue
+        known = flag in release.serveFlags or (flag.startswith("--no-") and f"--{flag[5:]}" in release.negatableFlags)
+        if not known:
+            having = releases_having(lambda r: flag in r.serveFlags)
+            findings.append(error("vllm-flag-unknown", subject, f"vllm.extraArgs {arg!r}: `vllm serve` of vLLM "
+                                  f"{release.version} has no {flag}, so the server would not start. Releases that have it: "
+                                  f"{having}. Remove it, or use an image of one of those releases."))
+    return findings
+
+
+def check_release_support(server: ResolvedServer, subject: str) -> list[Finding]:
+    """The image's release must know the quantization method, the KV-cache dtype and every extra flag."""
+    spec, release = server.spec, server.image.parser_release
+    if release is None:
+        return []
+    findings = check_flags_exist(spec, release, subject)
+    method = spec.quantization
+    if method and method not in release.quantizationMethods:
+        findings.append(error("quantization-unsupported", subject, f"vllm.quantization {method!r} is not a quantization "
+                              f"method of vLLM {release.version}: it refuses to start ('Unknown quantization method'). "
+                              f"Releases that have it: {releases_having(lambda r: method in r.quantizationMethods)}. "
+                              "Choose another method or an image of one of those releases."))
+    elif method in release.deprecatedQuantizationMethods and "--allow-deprecated-quantization" not in spec.extraArgs:
+        findings.append(error("quantization-deprecated", subject, f"vllm.quantization {method!r} is deprecated in vLLM "
+                              f"{release.version}, which refuses it without --allow-deprecated-quantization. Add that to "
+                              "vllm.extraArgs, or choose another method."))
+    dtype = spec.kvCacheDtype
+    if dtype and dtype not in release.kvCacheDtypes:
+        findings.append(error("kv-cache-dtype-unsupported", subject, f"vllm.kvCacheDtype {dtype!r} is not a --kv-cache-dtype "
+                              f"of vLLM {release.version}. Releases that have it: "
+                              f"{releases_having(lambda r: dtype in r.kvCacheDtypes)}; this one has "
+                              f"{', '.join(release.kvCacheDtypes)}."))
+    return findings
+
+
+def decide_chat_template(server: ResolvedServer, tool_parser: str | None, subject: str) -> tuple[str | None, list[Finding]]:
+    """--chat-template: the template vLLM's docs ask for with the family's tool parser, at its path in the image.
+    A template the stack passes in extraArgs wins."""
+    family = catalogs.vllm().families.get(server.architecture.family)
+    release = server.image.parser_release
+    if not (family and family.chatTemplate and tool_parser) or "--chat-template" in map(flag_name, server.spec.extraArgs):
+        return None, []
+    if release is None or release.chatTemplates is None:
+        return None, [warning("chat-template-unknown", subject, f"vLLM's docs ask for {family.chatTemplate} with "
+                              f"--tool-call-parser {tool_parser}, but whether image {server.image.image} ships it is not "
+                              "known; the model's own template is used. Pass `--chat-template <path>` in vllm.extraArgs "
+                              "if tool calls come back as text.")]
+    path = release.chatTemplates.path(family.chatTemplate)
+    if path is None:
+        return None, [warning("chat-template-missing", subject, f"vLLM {release.version} does not ship "
+                              f"{family.chatTemplate}, which its docs ask for with --tool-call-parser {tool_parser}: tool "
+                              "calls may come back as text. Releases that ship it: "
+                              f"{releases_having(lambda r: bool(r.chatTemplates and r.chatTemplates.path(family.chatTemplate)))}.")]
+    return path, []
+
+
 # --------------------------------------------------------------------------------------------- parsers
 
 
@@ -295,8 +378,10 @@ def check_parser(kind: str, parser: str, server: ResolvedServer, subject: str, u
     if release is not None:
         valid = release.toolCallParsers if kind == "tool" else release.reasoningParsers
         if valid and parser not in valid:
+            having = releases_having(lambda r: parser in (r.toolCallParsers if kind == "tool" else r.reasoningParsers))
             return [error(f"{kind}-parser-unknown", subject, f"{field_name} {parser!r} is not a {flag} of vLLM "
-                          f"{release.version}.{close_match(parser, valid)} Valid: {', '.join(sorted(valid))}.")]
+                          f"{release.version}.{close_match(parser, valid)} Releases that have it: {having}. "
+                          f"Valid in {release.version}: {', '.join(sorted(valid))}.")]
     family = catalogs.vllm().families.get(arch.family)
     accepted = (family.toolCallParsers if kind == "tool" else family.reasoningParsers) if family else ()
     recommended = arch.toolCallParser if kind == "tool" else arch.reasoningParser
@@ -346,11 +431,14 @@ def plan_server(model: ResolvedModel, server: ResolvedServer) -> tuple[PlannedSe
                             spec.kvCacheDtype, utilization)
     sizing, sizing_findings = decide_sizing(request, server, subject)
     (tool_parser, reasoning_parser), parser_findings = decide_parsers(model, server)
+    chat_template, template_findings = decide_chat_template(server, tool_parser, subject)
     findings += context_findings + check_quantization(server, subject) + sizing_findings + parser_findings
+    findings += check_release_support(server, subject) + template_findings
     name = service_name(entry.litellmModelName)
     cpu, memory, shm, startup = replica_resources(instance, sizing.tensor_parallel_size, sizing.weights_gib)
     args = vllm_args(ArgsInput(spec.model, entry.litellmModelName, max_model_len, sizing.tensor_parallel_size, arch,
-                               tool_parser, reasoning_parser, spec.quantization, spec.kvCacheDtype, tuple(spec.extraArgs)))
+                               tool_parser, reasoning_parser, spec.quantization, spec.kvCacheDtype, tuple(spec.extraArgs),
+                               chat_template))
     return PlannedServer(
         name=name, litellmModelName=entry.litellmModelName, model=spec.model, pool=server.pool.name,
         instanceType=instance.name, gpu=instance.gpu.name, gpuMemoryGiB=instance.gpu.memory_bytes / GIB,

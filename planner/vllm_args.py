@@ -49,6 +49,7 @@ class ArgsInput:
     quantization: str | None
     kv_cache_dtype: str | None
     extra_args: tuple[str, ...]
+    chat_template: str | None = None  # path inside the image
 
 
 def flag_name(arg: str) -> str:
@@ -77,6 +78,8 @@ def vllm_args(spec: ArgsInput) -> list[str]:
     ]
     if spec.tool_call_parser:
         args += ["--tool-call-parser", spec.tool_call_parser, "--enable-auto-tool-choice"]
+    if spec.chat_template:
+        args += ["--chat-template", spec.chat_template]
     if spec.reasoning_parser:
         args += ["--reasoning-parser", spec.reasoning_parser]
     if arch.trustRemoteCode:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate planner/data/vllm_releases.yaml from each vLLM release's own files on PyPI.
+"""Generate planner/data/vllm_releases.json from each vLLM release's own files on PyPI.
 
 What is read, per release (the latest patch of every minor from 0.8 on, or the ones named with --release):
   * the x86_64 wheel (Python source only, never imported): tool and reasoning parser registries, quantization
@@ -56,7 +56,7 @@ from packaging.version import InvalidVersion, Version
 # Bump when the extraction changes what it writes, so a reader can tell old data from new.
 GENERATOR_VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "planner" / "data" / "vllm_releases.yaml"
+OUTPUT = ROOT / "planner" / "data" / "vllm_releases.json"
 CACHE = ROOT / ".cache" / "vllm-wheels"
 INDEX_URL = "https://pypi.org/simple/vllm/"
 FIRST_MINOR = (0, 8)
@@ -1133,18 +1133,19 @@ HEADER = """\
 
 
 def render(releases: dict[str, dict[str, Any]], generated_on: str) -> str:
+    """JSON, because the planner reads it on every run: 2 ms where the same data as YAML takes 110 ms."""
     ordered = dict(sorted(releases.items(), key=lambda item: Version(item[0])))
-    document = {"generator": {"script": "scripts/gen_vllm_releases.py", "version": GENERATOR_VERSION,
+    document = {"_about": [line[2:] for line in HEADER.splitlines()],
+                "generator": {"script": "scripts/gen_vllm_releases.py", "version": GENERATOR_VERSION,
                               "generatedOn": generated_on, "index": INDEX_URL},
                 "releases": ordered}
-    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=118, allow_unicode=True)
-    return HEADER + body
+    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
 
 
 def load_committed(path: Path = OUTPUT) -> dict[str, Any]:
     if not path.exists():
         return {"releases": {}}
-    return yaml.safe_load(path.read_text()) or {"releases": {}}
+    return json.loads(path.read_text()) or {"releases": {}}
 
 
 def diff_text(old: dict[str, Any], new: dict[str, Any], label: str) -> str:
