@@ -19,7 +19,9 @@ enforce_eager when the log shows the user set them. Never the printed memory fig
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -27,7 +29,8 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+# PLANNER_ROOT=<another checkout> compares that checkout's planner (e.g. main after a refactor).
+ROOT = Path(os.environ.get("PLANNER_ROOT") or Path(__file__).resolve().parents[2])
 sys.path.insert(0, str(ROOT))
 
 from planner import catalogs, sizing  # noqa: E402
@@ -88,12 +91,10 @@ CUDA_TOTAL_GIB = {
     "RTX A5000": 23.57, "RTX PRO 6000": 94.97,
 }
 # GPUs the planner's catalog lacks, at their nominal size (what an instances.yaml entry would say).
-EXTRA_GPUS = {
-    "RTX 3090": catalogs.Gpu("RTX 3090", 24576, 8.6, False),
-    "RTX 4090": catalogs.Gpu("RTX 4090", 24576, 8.9, True),
-    "RTX A5000": catalogs.Gpu("RTX A5000", 24576, 8.6, False),
-    "RTX PRO 6000": catalogs.Gpu("RTX PRO 6000", 98304, 12.0, True),
-}
+EXTRA_GPU_MIB = {"RTX 3090": 24576, "RTX 4090": 24576, "RTX A5000": 24576, "RTX PRO 6000": 98304}
+# Compute capability decides vLLM's MXFP4 kernel (Marlin below 9.0) and the FlashInfer sampler's support.
+COMPUTE_CAPABILITY = {"H100": 9.0, "H200": 9.0, "B200": 10.0, "A100-80GB": 8.0, "A100-40GB": 8.0, "L40S": 8.9,
+                      "L4": 8.9, "A10G": 8.6, "RTX 3090": 8.6, "RTX 4090": 8.9, "RTX A5000": 8.6, "RTX PRO 6000": 12.0}
 
 
 def gpu_key(log: dict) -> str:
@@ -112,7 +113,9 @@ def planner_gpu(key: str) -> catalogs.Gpu:
     for inst in catalogs.instances().values():
         if inst.gpu.name == key:
             return inst.gpu
-    return EXTRA_GPUS[key]
+    optional = {"computeCapability": COMPUTE_CAPABILITY[key], "fp8": COMPUTE_CAPABILITY[key] >= 8.9}
+    known = {f.name for f in dataclasses.fields(catalogs.Gpu)}
+    return catalogs.Gpu(name=key, memoryMiB=EXTRA_GPU_MIB[key], **{k: v for k, v in optional.items() if k in known})
 
 
 def weight_format(log: dict, arch: catalogs.Architecture) -> str:
@@ -221,8 +224,15 @@ def current(log: dict, arch, key: str, fmt: str) -> dict:
     tp = cfg.get("tensorParallelSize", 1)
     max_len = cfg.get("maxModelLen") or arch.maxContext
     kv = cfg.get("kvCacheDtype")
-    s = sizing.size(arch, planner_gpu(key), tp, max_len, release, planner_quantization(fmt),
-                    None if kv in (None, "auto") else kv, cfg.get("gpuMemoryUtilization"))
+    kv = None if kv in (None, "auto") else kv
+    if hasattr(sizing, "SizingRequest"):  # the planner after issue 9: size(SizingRequest, tensor_parallel_size)
+        request = sizing.SizingRequest(architecture=arch, gpu=planner_gpu(key), gpus_per_node=tp, max_model_len=max_len,
+                                       release=release, quantization=planner_quantization(fmt), kv_cache_dtype=kv,
+                                       gpu_memory_utilization=cfg.get("gpuMemoryUtilization"))
+        s = sizing.size(request, tp)
+    else:
+        s = sizing.size(arch, planner_gpu(key), tp, max_len, release, planner_quantization(fmt), kv,
+                        cfg.get("gpuMemoryUtilization"))
     return {"release": release.version, "tokens": s.max_context_that_fits, "concurrency": s.concurrency,
             "avail": s.kv_available_gib, "weights": s.weights_per_gpu_gib, "runtime": s.runtime_gib,
             "budget": s.budget_gib, "total": s.gpu_memory_gib}
@@ -348,7 +358,7 @@ def cuda_graph_estimate_gib(v, eager: bool, max_num_seqs: int, lin: dict | None)
     return 0.12 + 0.4 * largest / 512 + (3.1 * largest / 512 if lin else 0.0)
 
 
-def non_torch_gib(v, tp: int, log: dict, cc: float) -> float:
+def non_torch_gib(v, tp: int, log: dict) -> float:
     """Memory outside torch's allocator charged to the budget (mem_utils.memory_profiling non_torch_increase).
     Up to v0.10 the baseline snapshot is taken BEFORE init_worker_distributed_environment (gpu_worker.py
     init_device), so NCCL communicators and custom all-reduce buffers are charged; from v0.11 it is taken after."""
@@ -389,7 +399,8 @@ def proposed(log: dict, arch, extra: dict, key: str, fmt: str) -> dict:
     eager = bool(cfg.get("enforceEager"))
     kv_bytes = 1 if str(cfg.get("kvCacheDtype", "auto")).startswith("fp8") else 2
 
-    weights = weights_per_gpu(arch, extra, fmt, tp, gpu.computeCapability)
+    cc = COMPUTE_CAPABILITY[key.replace(" (WSL)", "")]
+    weights = weights_per_gpu(arch, extra, fmt, tp, cc)
     impl = sampler_impl(v, log)
     rows = min(seqs, mnbt)
     sampler = rows * (arch.vocabSize or 32000) * SAMPLER_BYTES[impl] / GIB
@@ -400,7 +411,7 @@ def proposed(log: dict, arch, extra: dict, key: str, fmt: str) -> dict:
     fwd = forward_peak_gib(arch, extra, tp, mnbt)
     enc = 0.0 if "no_encoder" in ABLATE else encoder_profile_gib(arch, extra, log)
     act = PROFILE_BASE_GIB + enc + max(fwd, sampler)
-    nt = non_torch_gib(v, tp, log, gpu.computeCapability)
+    nt = non_torch_gib(v, tp, log)
     graphs = 0.0 if "no_graph_estimate" in ABLATE else cuda_graph_estimate_gib(v, eager, seqs, extra.get("linearAttention"))
     budget = total * util
     avail = budget - weights - act - nt - graphs
