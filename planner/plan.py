@@ -27,6 +27,7 @@ from planner.targets import check_plan
 # Findings that the catalog view shows as a key problem in the Status column.
 KEY_STATUS = {
     "credential-missing": "key missing",
+    "credential-from-esc": "key from ESC (unchecked)",
     "api-key-missing": "key missing",
     "secret-env-unset": "key not in environment",
     "plain-text-secret": "plain-text key",
@@ -88,8 +89,14 @@ class Plan:
 
     def summary(self) -> str:
         counts = {s: sum(1 for f in self.findings if f.severity == s) for s in ("error", "warning", "info")}
-        return (f"stack {self.stack}: {len(self.models)} models, {len(self.servers)} vLLM servers, {len(self.pools)} GPU "
-                f"pools; {counts['error']} errors, {counts['warning']} warnings, {counts['info']} notes")
+
+        def count(number: int, noun: str, plural: str | None = None) -> str:
+            return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+        # "info" as the findings' own severity says it, uncountable: "1 info", "3 info".
+        return (f"stack {self.stack}: {count(len(self.models), 'model')}, {count(len(self.servers), 'vLLM server')}, "
+                f"{count(len(self.pools), 'GPU pool')}; {count(counts['error'], 'error')}, "
+                f"{count(counts['warning'], 'warning')}, {count(counts['info'], 'info', 'info')}")
 
     def catalog(self) -> list[CatalogRow]:
         """The Models page of Kindo's admin UI, as this stack will fill it."""
@@ -138,7 +145,7 @@ def model_findings(model: ResolvedModel, settings: Settings, specs: dict[str, Fl
         findings += check(model)
     findings += checks.check_model_id_pinned(model, today) + checks.check_retirement(model, today)
     findings += checks.check_types(model.entry) + checks.check_provider(model, extra_providers)
-    findings += checks.check_secrets(model, settings.credentials, environ)
+    findings += checks.check_secrets(model, settings.credentials, environ, settings.escEnvironments)
     findings += checks.check_flag_names(model.entry, specs)
     if not model.entry.verify:
         findings.append(info("verify-skipped", model.name, "verify: false: the endpoint checks are skipped for this "
