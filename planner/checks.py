@@ -256,7 +256,16 @@ def check_required_fields(resolved: ResolvedModel) -> list[Finding]:
                   + ", ".join(missing) + " to the model entry.")]
 
 
-def check_secrets(resolved: ResolvedModel, credentials: dict[str, SecretRef], environ: Mapping[str, str]) -> list[Finding]:
+def from_esc(key: str, environments: Sequence[str]) -> str:
+    """What to say of a key the stack file lacks when it imports ESC environments that may hold it."""
+    names = ", ".join(environments)
+    return (f"{PROJECT}:{key} is not in the stack file; it is expected from the ESC environment"
+            f"{'s' if len(environments) > 1 else ''} {names} (environment: in the stack file), which the planner does "
+            f"not open, so it cannot be checked here. `pulumi env open {environments[0]}` shows what it provides.")
+
+
+def check_secrets(resolved: ResolvedModel, credentials: dict[str, SecretRef], environ: Mapping[str, str],
+                  esc: Sequence[str] = ()) -> list[Finding]:
     entry, provider = resolved.entry, resolved.provider
     subject = entry.litellmModelName
     findings: list[Finding] = []
@@ -272,8 +281,12 @@ def check_secrets(resolved: ResolvedModel, credentials: dict[str, SecretRef], en
     refs = dict.fromkeys(ref for ref in [entry.api_key, *(getattr(entry, name) for name in SECRET_FIELDS)] if ref)
     for ref in refs:
         if ref and ref.kind == "credential" and ref.name not in credentials and "*" not in credentials:
-            findings.append(warning("credential-missing", subject, f"credential {ref.name!r} is not set in this stack; the "
-                                    f"model would be registered without its key. Run `{set_secret_command(ref.name)}`."))
+            if esc:
+                findings.append(info("credential-from-esc", subject, from_esc(f"credentials.{ref.name}", esc)))
+            else:
+                findings.append(warning("credential-missing", subject, f"credential {ref.name!r} is not set in this "
+                                        "stack; the model would be registered without its key. Run "
+                                        f"`{set_secret_command(ref.name)}`."))
         if ref and ref.kind == "env" and ref.name not in environ:
             findings.append(warning("secret-env-unset", subject, f"{ref.describe()} is not set in this environment; "
                                     f"`pulumi up` reads it from the environment it runs in. Export {ref.name} there, or "
@@ -450,8 +463,11 @@ def check_pool(pool: GpuPool, instance: InstanceType | None) -> list[Finding]:
 
 def check_stack(settings: Settings, self_hosted: list[ModelEntry]) -> list[Finding]:
     findings: list[Finding] = []
+    esc = settings.escEnvironments
     for key, ref in (("kindoApiKey", settings.kindoApiKey), ("unleashApiToken", settings.unleashApiToken)):
-        if ref is None:
+        if ref is None and esc:
+            findings.append(info("secret-from-esc", key, from_esc(key, esc)))
+        elif ref is None:
             findings.append(warning("secret-missing", key, f"{PROJECT}:{key} is not set; `pulumi up` cannot register "
                                     f"models without it. Run `pulumi config set --secret {PROJECT}:{key} <value>`."))
         elif ref.kind == "plain":
@@ -462,7 +478,9 @@ def check_stack(settings: Settings, self_hosted: list[ModelEntry]) -> list[Findi
                               f"`pulumi config set --secret {PROJECT}:huggingFaceToken <token>` instead."))
     gated_organizations = catalogs.gated_organizations()
     gated = [m.vllm.model for m in self_hosted if m.vllm and m.vllm.model.split("/")[0].lower() in gated_organizations]
-    if gated and settings.huggingFaceToken is None:
+    if gated and settings.huggingFaceToken is None and esc:
+        findings.append(info("secret-from-esc", "huggingFaceToken", from_esc("huggingFaceToken", esc)))
+    elif gated and settings.huggingFaceToken is None:
         findings.append(warning("huggingface-token-missing", "huggingFaceToken", f"{', '.join(gated)} "
                                 f"{'are' if len(gated) > 1 else 'is'} gated on Hugging Face; the download fails without a "
                                 f"token. Run `pulumi config set --secret {PROJECT}:huggingFaceToken <token>`."))
