@@ -271,3 +271,15 @@ def test_pool_table_and_command_lines_show_what_the_plan_decided(prod_plan) -> N
         assert pool.name in out and pool.instanceType in out and f"{pool.diskSizeGiB}" in out
     for server in prod_plan.servers:
         assert server.image in out and server.url in out
+
+
+def test_every_scripts_plan_form_in_the_readme_works() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    forms = sorted(set(re.findall(r"`(scripts/plan(?: [^`<>]*)?)`", readme)) | {"scripts/plan"})
+    assert len(forms) >= 7, forms
+    for form in forms:
+        args = shlex.split(form)[1:]
+        result = script(*[arg if arg != "PATH" else "Pulumi.prod.yaml" for arg in args])
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (form, result.stderr[-500:])
+    assert ".venv/bin/python -m planner plan dev" in readme
+    assert run("plan", "dev").returncode == 0
