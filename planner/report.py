@@ -23,7 +23,7 @@ from planner.plan import Plan
 from planner.servers import PlannedServer
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-# A backticked span that starts with one of these is a command: it goes on its own line, whole.
+# A backticked span of three words or more that starts with one of these is a command: it goes on its own line.
 COMMAND_WORDS = ("pulumi ", "scripts/", "python ", "python3 ", "kubectl ", "pip ", "esc ", "export ", "vllm ")
 INDENT = "    "
 
@@ -154,7 +154,7 @@ def split_commands(message: str) -> tuple[str, list[str]]:
 
     def pointer(match: re.Match[str]) -> str:
         text = match.group(1)
-        if not text.startswith(COMMAND_WORDS):
+        if not text.startswith(COMMAND_WORDS) or len(text.split()) < 3:  # `pulumi up` is named, not to be run
             return match.group(0)
         commands.append(text)
         return "the command below" if len(commands) == 1 else f"command {len(commands)} below"

@@ -255,7 +255,7 @@ def test_commands_are_never_wrapped(prod_plan, width: int) -> None:
     del raw["kindoApiKey"]
     plan = plan_of(raw)
     lines = [line.strip() for line in rendered(plan, width).splitlines()]
-    commands = [c for f in plan.findings for c in re.findall(r"`(pulumi [^`]+)`", f.message)]
+    commands = [c for f in plan.findings for c in re.findall(r"`(pulumi [^`]+)`", f.message) if len(c.split()) > 2]
     assert len(commands) >= 3
     for command in commands:
         assert command in lines, (width, command)  # whole, alone on its line: copy and paste it
@@ -283,3 +283,16 @@ def test_every_scripts_plan_form_in_the_readme_works() -> None:
         assert result.returncode == 0 and "Traceback" not in result.stderr, (form, result.stderr[-500:])
     assert ".venv/bin/python -m planner plan dev" in readme
     assert run("plan", "dev").returncode == 0
+
+
+def test_a_named_command_stays_in_the_sentence_and_a_command_to_run_gets_its_line() -> None:
+    from planner.report import split_commands
+
+    prose, commands = split_commands("`pulumi up` cannot register models without it. Run "
+                                     "`pulumi config set --secret kindo-models:kindoApiKey <value>`.")
+    assert prose == "`pulumi up` cannot register models without it. Run the command below."
+    assert commands == ["pulumi config set --secret kindo-models:kindoApiKey <value>"]
+    prose, commands = split_commands("Store it with `pulumi config set --path --secret a.b <key>` and write "
+                                     "`apiKey: {credential: b}`, or `pulumi env open org/env` to see it.")
+    assert prose == "Store it with command 1 below and write `apiKey: {credential: b}`, or command 2 below to see it."
+    assert len(commands) == 2
