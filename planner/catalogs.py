@@ -1,4 +1,4 @@
-"""Catalogs: GPUs and instances, model architectures, vLLM releases and parsers, flags, providers.
+"""Catalogs: GPUs and instances, model architectures, vLLM releases and parsers, flags, providers, cloud models.
 
 All of it is data under planner/data/ (see SCHEMA.md there); this module only reads it into typed
 records. Nothing here decides anything.
@@ -6,6 +6,7 @@ records. Nothing here decides anything.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -408,7 +409,7 @@ class Provider:
     selfHosted: bool = False
     openaiCompatible: bool = False
     ambientCredential: str | None = None
-    cloudCatalogMatch: Literal["exact", "contains"] = "exact"
+    datelessPinnedFrom: str | None = None  # the generation ("4.6") from which dateless IDs are pinned versions
 
 
 @lru_cache(maxsize=1)
@@ -450,27 +451,146 @@ def quantization_formats() -> dict[str, QuantizationFormat]:
             for name, spec in data.items()}
 
 
+# --------------------------------------------------------------------------- cloud models (LiteLLM's map)
+
+
 @dataclass(frozen=True)
 class CloudModel:
-    match: str
-    contextWindow: int
-    maxOutput: int
-    vision: bool
+    """One model of LiteLLM's model map (planner/data/litellm_models.json) with the hand-kept overrides applied.
+
+    maxInput is LiteLLM's max_input_tokens: the prompt limit (for most providers also the whole window);
+    contextWindow is the total window where the provider states one larger than that (OpenAI's GPT-5: 272,000
+    input, 400,000 total). None: the map does not say.
+    """
+
+    key: str  # LiteLLM's key
+    provider: str  # LiteLLM's litellm_provider
+    mode: str | None = None  # chat, responses, embedding, audio_transcription
+    maxInput: int | None = None
+    maxOutput: int | None = None
+    contextWindow: int | None = None
+    vision: bool | None = None
+    toolCalling: bool | None = None
+    deprecationDate: datetime.date | None = None  # the day requests start failing
+    successor: str | None = None  # a LiteLLM key
+    source: str = ""  # where the figures come from: LiteLLM's release, or the override's page
+
+    @property
+    def window(self) -> int | None:
+        """The total window a contextWindow may go up to."""
+        return self.contextWindow or self.maxInput
+
+
+@dataclass(frozen=True)
+class CloudMatch:
+    """How a stack's model found its CloudModel."""
+
+    model: CloudModel  # the entry (an alias's target)
+    key: str  # the key that matched (an alias's own key when the id is an alias)
+    alias: bool  # the key is an alias of model.key (its target can change under it)
+    field: Literal["baseModel", "litellmModel"]  # which of the entry's fields matched
+    value: str  # that field's value
+
+
+# Inference-profile prefixes of Bedrock model ids (us.anthropic..., global.anthropic...): the map keeps most models
+# under both forms; where it has only the plain one, the profile's limits and dates are the model's.
+_BEDROCK_GEO = re.compile(r"^(us|eu|apac|global|jp|au|ca|in|us-gov)\.(?=[a-z0-9-]+\.)")
+# LiteLLM's Bedrock route segments (bedrock/converse/<id>, bedrock/invoke/<id>): not part of the model's id.
+_BEDROCK_ROUTES = ("converse/", "invoke/")
+_ALIAS_HOPS = 4
+
+
+@dataclass(frozen=True)
+class CloudCatalog:
+    release: str  # the LiteLLM release the map comes from
+    models: dict[str, CloudModel]
+    aliases: dict[str, str]  # alias key -> target key
+    providers: dict[str, tuple[str, ...]]  # Kindo provider display name -> LiteLLM litellm_provider values
+
+    def entry(self, key: str) -> tuple[CloudModel | None, bool]:
+        """The model behind a key (following aliases), and whether the key was an alias."""
+        seen, current = 0, key
+        while current in self.aliases and seen < _ALIAS_HOPS:
+            current, seen = self.aliases[current], seen + 1
+        return self.models.get(current), seen > 0
+
+    def successor_of(self, model: CloudModel, today: datetime.date) -> CloudModel | None:
+        """The first successor (following the chain) that is not retired by `today`; None when there is none."""
+        current, hops = model, 0
+        while current.successor and hops < 8:
+            nxt, _ = self.entry(current.successor)
+            if nxt is None:
+                return None
+            if nxt.deprecationDate is None or nxt.deprecationDate > today:
+                return nxt
+            current, hops = nxt, hops + 1
+        return None
+
+    def find(self, ids: list[tuple[Literal["baseModel", "litellmModel"], str]], provider: Provider,
+             aws_region: str | None = None) -> CloudMatch | None:
+        """The entry for the first id that has one among the provider's own models (see cloud_keys for the order).
+
+        Provider-aware: under Azure, baseModel gpt-4o is azure/gpt-4o, never OpenAI's gpt-4o; Bedrock and Vertex keep
+        their own retirement dates for the same model.
+        """
+        allowed = set(self.providers.get(provider.displayName, ()))
+        for field_name, value in ids:
+            for key in cloud_keys(value, provider, aws_region):
+                model, alias = self.entry(key)
+                if model is not None and model.provider in allowed:
+                    return CloudMatch(model, key, alias, field_name, value)
+        return None
+
+    def litellm_id(self, key: str, provider: Provider) -> str:
+        """A LiteLLM key as a stack's litellmModel for that provider (claude-sonnet-4-6 -> anthropic/claude-sonnet-4-6)."""
+        return key if key.startswith(provider.prefixes) else provider.prefixes[0] + key
+
+
+def cloud_keys(model_id: str, provider: Provider, aws_region: str | None = None) -> list[str]:
+    """The keys of LiteLLM's map a model id can be found under, most specific first.
+
+    1. the id as written (azure/gpt-4o, deepgram/nova-2, gemini/gemini-2.5-pro, vertex_ai/claude-...);
+    2. with the provider's prefix added (baseModel gpt-4o under Azure -> azure/gpt-4o);
+    3. without it (anthropic/claude-sonnet-4-6 -> claude-sonnet-4-6, openai/gpt-5 -> gpt-5);
+    Bedrock only: 4. without a route segment (bedrock/converse/...); 5. the stack's region's own entry
+    (bedrock/us-east-1/<id>); 6. without the inference-profile prefix (us.anthropic.x -> anthropic.x).
+    """
+    prefix = next((p for p in provider.prefixes if model_id.startswith(p)), None)
+    bare = model_id[len(prefix):] if prefix else model_id
+    keys = [model_id, provider.prefixes[0] + bare, bare]
+    if provider.prefixes[0] == "bedrock/":
+        for route in _BEDROCK_ROUTES:
+            bare = bare.removeprefix(route)
+        keys += [bare, f"bedrock/{bare}"]
+        if aws_region:
+            keys.append(f"bedrock/{aws_region}/{bare}")
+        plain = _BEDROCK_GEO.sub("", bare)
+        keys += [plain, f"bedrock/{plain}"]
+    return list(dict.fromkeys(keys))
+
+
+def _cloud_model(key: str, entry: dict[str, Any], source: str) -> CloudModel:
+    date = entry.get("deprecation_date")
+    return CloudModel(
+        key=key, provider=str(entry.get("provider", "")), mode=entry.get("mode"), maxInput=entry.get("max_input_tokens"),
+        maxOutput=entry.get("max_output_tokens"), contextWindow=entry.get("context_window"),
+        vision=entry.get("supports_vision"), toolCalling=entry.get("supports_function_calling"),
+        deprecationDate=datetime.date.fromisoformat(date) if date else None, successor=entry.get("successor_model"),
+        source=str(entry.get("source") or source))
 
 
 @lru_cache(maxsize=1)
-def cloud_models() -> dict[str, CloudModel]:
-    return {m["match"]: CloudModel(**m) for m in _load(DATA / "cloud_models.yaml")["models"]}
-
-
-def find_cloud_model(litellm_model: str | None, provider: Provider | None) -> CloudModel | None:
-    """The cloud catalog entry of a provider-prefixed LiteLLM id; the longest key first (gpt-4o-mini before gpt-4o)."""
-    if not litellm_model:
-        return None
-    name = litellm_model.split("/", 1)[-1]
-    table = cloud_models()
-    contains = provider is not None and provider.cloudCatalogMatch == "contains"
-    for key in sorted(table, key=len, reverse=True):
-        if name == key or (contains and key in name):
-            return table[key]
-    return None
+def cloud_catalog() -> CloudCatalog:
+    """LiteLLM's map (generated, JSON) with planner/data/cloud_model_overrides.yaml applied key by key."""
+    generated = json.loads((DATA / "litellm_models.json").read_text(encoding="utf-8"))
+    overrides = (_load(DATA / "cloud_model_overrides.yaml") or {}).get("overrides") or {}
+    release = f"LiteLLM {generated['_generated']['litellm']}"
+    merged: dict[str, tuple[dict[str, Any], str]] = {key: (entry, release) for key, entry in generated["models"].items()}
+    for key, override in overrides.items():
+        base, _ = merged.get(key, ({}, release))
+        # An override that names its own page is that page's figure; the fields it leaves alone stay LiteLLM's.
+        merged[key] = ({**base, **override}, f"{release} and {override['source']}" if base else override["source"])
+    aliases = {key: entry["alias_of"] for key, (entry, _) in merged.items() if "alias_of" in entry}
+    models = {key: _cloud_model(key, entry, source) for key, (entry, source) in merged.items() if "alias_of" not in entry}
+    providers = {name: tuple(values) for name, values in generated["providers"].items()}
+    return CloudCatalog(release=release, models=models, aliases=aliases, providers=providers)

@@ -471,7 +471,7 @@ def test_targets_follow_the_plan() -> None:
     assert "verify: false" in targets["llama-small"].reason  # type: ignore[union-attr]
     # Transcription is checked now (issue 16); Deepgram's own API is not OpenAI's, so this cloud model is skipped.
     assert "Deepgram has no OpenAI-compatible endpoint" in targets["transcription-generator"].reason  # type: ignore[union-attr]
-    assert "Anthropic has no OpenAI-compatible endpoint" in targets["claude-sonnet-4-20250514"].reason  # type: ignore[union-attr]
+    assert "Anthropic has no OpenAI-compatible endpoint" in targets["claude-sonnet-4-6"].reason  # type: ignore[union-attr]
 
 
 def test_key_sources_in_order() -> None:
@@ -598,7 +598,7 @@ def test_cli_all_models_through_the_double(serve: Serve, tmp_path: Path, capsys:
     assert "50% of max model length 8,192" in next(c["detail"] for c in by_name["qwen3-8b"]["checks"]
                                                     if c["check"] == "context-length")
     assert next(c for c in by_name["bge-m3"]["checks"] if c["check"] == "embeddings")["status"] == "pass"
-    for skipped in ("claude-sonnet-4-20250514", "transcription-generator", "llama-small", "gpt-4o"):
+    for skipped in ("claude-sonnet-4-6", "transcription-generator", "llama-small", "gpt-4o"):
         assert by_name[skipped]["skipped"] and by_name[skipped]["checks"] == []
     no_key_anywhere(out, err)
 
