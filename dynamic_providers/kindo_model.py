@@ -701,11 +701,14 @@ class KindoModelProvider(ResourceProvider):
         """A placeholder leaves state only when the operator's answer replaced it (a successor from this deployment);
         the model it superseded is then retired with that successor as its replacement."""
         successor = successor_of(conn, name, id_)
-        if successor is None or successor.unconfirmed:
+        if successor is None:
             raise KindoModelError((unconfirmed_instruction(props, id_) or "") + " To drop it without an answer, run "
                                   "`pulumi state delete <its URN>`; a model Kindo may have registered then stays in "
                                   "Kindo, unmanaged.")
         superseded = props.get("supersedes")
+        if successor.unconfirmed:  # the answer's own registration is unknown again: the new placeholder holds the duty
+            forget_model(conn, name, id_)
+            return
         if superseded and superseded != successor.model_id:
             origin = f"the model that answered the unknown registration of '{name}'"
             self._delete_with_replacement(conn, superseded, name, Replacement(successor.model_id, origin, successor.confirmed))
