@@ -39,8 +39,10 @@ is "unconfirmed", `unconfirmedReason` says what happened. Nothing ever routes to
   `confirmNotRegistered: <the placeholder ID>` (replaces it by registering once more). The confirmation names
   ONE placeholder, so it can never confirm a later unknown outcome by accident. The placeholder's delete then
   retires the model it supersedes, with the new model as its replacement;
-- deleting a placeholder otherwise (its entry removed without an answer, or `pulumi destroy`) stops with the same
-  instruction, because the model may exist in Kindo and only the operator can tell.
+- a placeholder's delete never calls Kindo and never fails, because Pulumi may run it first in a later update
+  (after a failed one), in a process that cannot see the answer: it is retired by the answer (then the model it
+  superseded is retired into the answer's model, when that happens in the same run), or by removing its entry
+  (then a model Kindo may have registered stays in Kindo, unmanaged: every run before said so).
 
 Deletes NEVER happen without a replacement. The replacement is, in order:
 1. the successor registered or adopted in the SAME deployment for the same (apiUrl, orgId, litellmModelName):
@@ -698,18 +700,14 @@ class KindoModelProvider(ResourceProvider):
                 raise KindoModelError(_delete_failure(id_, name, replacement, e)) from None
 
     def _delete_placeholder(self, conn: KindoConnection, id_: str, name: str, props: Mapping[str, Any]) -> None:
-        """A placeholder leaves state only when the operator's answer replaced it (a successor from this deployment);
-        the model it superseded is then retired with that successor as its replacement."""
+        """A placeholder leaves state without a request of its own. When the operator's answer replaced it in this
+        deployment, the model it superseded is retired with the answer's model as its replacement."""
         successor = successor_of(conn, name, id_)
-        if successor is None:
-            raise KindoModelError((unconfirmed_instruction(props, id_) or "") + " To drop it without an answer, run "
-                                  "`pulumi state delete <its URN>`; a model Kindo may have registered then stays in "
-                                  "Kindo, unmanaged.")
         superseded = props.get("supersedes")
-        if successor.unconfirmed:  # the answer's own registration is unknown again: the new placeholder holds the duty
-            forget_model(conn, name, id_)
-            return
-        if superseded and superseded != successor.model_id:
+        # No successor here: its entry was removed, or this is a later run's retirement of a placeholder that an
+        # answer replaced in a run that then failed. Both leave; neither may block the stack.
+        # An unconfirmed successor: the answer's own registration is unknown again, and that placeholder carries on.
+        if successor is not None and not successor.unconfirmed and superseded and superseded != successor.model_id:
             origin = f"the model that answered the unknown registration of '{name}'"
             self._delete_with_replacement(conn, superseded, name, Replacement(successor.model_id, origin, successor.confirmed))
         forget_model(conn, name, id_)
