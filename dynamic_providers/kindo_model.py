@@ -606,16 +606,17 @@ class KindoModelProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = declared(props)
         conn = self.connection()
+        _, supersedes = replacing(str(inputs.get("litellmModelName", "?")))
         adopt = inputs.get("adoptModelId")
         if adopt and not inputs.get("adoptionDone"):
             remember_successor(conn, inputs["litellmModelName"], Successor(adopt, confirmed=False))
             return CreateResult(adopt, _outputs(inputs, adopt, ADOPTED, inputs["litellmModelName"]))
-        return self._register(conn, inputs)
+        return self._register(conn, inputs, supersedes)
 
-    def _register(self, conn: KindoConnection, inputs: dict[str, Any]) -> CreateResult:
+    def _register(self, conn: KindoConnection, inputs: dict[str, Any], supersedes: Optional[str]) -> CreateResult:
+        """model/new; `supersedes`: the model this one replaces (diff announced it), if any."""
         name = str(inputs.get("litellmModelName", "?"))
         confirming = is_placeholder(inputs.get("confirmNotRegistered"))
-        _, supersedes = replacing(name)
         # Only a model that replaces another may take the alternate name: for a new entry (or the confirmation of
         # a new entry's unknown registration) a refused name means Kindo has that model: adopt it.
         candidates = [name, alternate_name(name)] if supersedes else [name]

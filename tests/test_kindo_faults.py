@@ -36,7 +36,7 @@ def tally() -> Iterator[Tally]:
 
 @pytest.fixture
 def kindo(monkeypatch: pytest.MonkeyPatch) -> Iterator[KindoDouble]:
-    with running_double(api_key=KINDO_KEY, slow_seconds=1.0) as double:
+    with running_double(api_key=KINDO_KEY, slow_seconds=3.0) as double:
         monkeypatch.setenv("KINDO_API_URL", double.url)
         monkeypatch.setenv("KINDO_API_KEY", KINDO_KEY)
         monkeypatch.setenv("KINDO_ORG_ID", "org-f")
@@ -62,7 +62,7 @@ class Run:
 
     def __init__(self, kindo: KindoDouble) -> None:
         self.kindo = kindo
-        self.provider = KindoModelProvider(timeout=Timeout(connect=1.0, read=0.3),
+        self.provider = KindoModelProvider(timeout=Timeout(connect=1.0, read=1.5),
                                            retry=RetryPolicy(attempts=4, first_wait=0.01, max_wait=0.05, budget=5.0))
         self.engine = Engine(None, kindo=self.provider)
         self.texts: list[str] = []
