@@ -6,8 +6,7 @@ this module writes itself. Random weights answer garbage, so the tests can only 
 the weights: the server starts with the planner's argv, lists the served name, counts tokens, takes a prompt
 near its max model length, returns embeddings; and completion and tool calling FAIL with the checker's diagnosis.
 
-    python scripts/test_servers/tiny_models.py build llama3-chat DEST    # needs torch + transformers + tokenizers
-    python scripts/test_servers/tiny_models.py build-all CACHE_DIR       # every kind, under CACHE_DIR/<kind>
+    python scripts/test_servers/tiny_models.py build CACHE_DIR [KIND...]   # under CACHE_DIR/<kind>; all by default
 
 Run it with the vLLM venv's Python (scripts/test_servers/vllm_cpu.py does): it has torch, transformers and
 tokenizers, which the project's own venv does not. Imports of those happen inside the builders, so the project's
@@ -327,15 +326,16 @@ def ensure(kind: str, cache_dir: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    one = sub.add_parser("build", help="build one kind into CACHE_DIR/<kind> (if missing or stale)")
-    one.add_argument("kind", choices=sorted(BUILDERS))
-    one.add_argument("cache_dir", type=Path)
-    every = sub.add_parser("build-all", help="build every kind under CACHE_DIR")
-    every.add_argument("cache_dir", type=Path)
+    build = sub.add_parser("build", help="build each kind into CACHE_DIR/<kind> if missing or stale (all by default); "
+                                         "prints {kind: directory} as JSON")
+    build.add_argument("cache_dir", type=Path)
+    build.add_argument("kinds", nargs="*", metavar="KIND", help=", ".join(BUILDERS))
     args = parser.parse_args(argv)
+    unknown = [kind for kind in args.kinds if kind not in BUILDERS]
+    if unknown:
+        parser.error(f"unknown kind {unknown[0]!r}: choose from {', '.join(BUILDERS)}")
     args.cache_dir.mkdir(parents=True, exist_ok=True)
-    kinds = [args.kind] if args.cmd == "build" else list(BUILDERS)
-    paths = {kind: str(ensure(kind, args.cache_dir.resolve())) for kind in kinds}
+    paths = {kind: str(ensure(kind, args.cache_dir.resolve())) for kind in args.kinds or BUILDERS}
     print(json.dumps(paths))
     return 0
 

@@ -347,10 +347,17 @@ def install(home: Path | str | None = None, progress: Progress = _stderr) -> Pat
     counts = {"collected": 0, "total": total}
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1"}
     done = threading.Event()
+    last_said = [time.monotonic()]
+    quiet_progress = progress
+
+    def progress(message: str) -> None:  # noqa: F811 - the same printer, remembering when it last spoke
+        last_said[0] = time.monotonic()
+        quiet_progress(message)
 
     def heartbeat() -> None:  # pip says nothing while it unpacks 2 GB: say that it still runs
-        while not done.wait(20):
-            progress(f"pip: still working ({time.monotonic() - start:.0f}s)")
+        while not done.wait(5):
+            if time.monotonic() - last_said[0] >= 20:
+                progress(f"pip: still working ({time.monotonic() - start:.0f}s)")
 
     threading.Thread(target=heartbeat, name="vllm-install-heartbeat", daemon=True).start()
     try:
@@ -428,17 +435,15 @@ def ensure_models(kinds: Sequence[str], home: Path | str | None = None) -> dict[
     """Build (or reuse) the tiny models with the venv's torch/transformers; {kind: directory}."""
     paths = paths_for(home)
     log = paths.log("vllm-models")
-    found: dict[str, Path] = {}
-    for kind in kinds:
-        out = subprocess.run([str(paths.python), str(TINY_MODELS), "build", kind, str(paths.models)],
-                             capture_output=True, text=True, env={**vllm_env(paths), "PATH": os.environ.get("PATH", "")},
-                             timeout=300)
-        with open(log, "a") as f:
-            f.write(f"\n$ tiny_models.py build {kind}\n{out.stderr}{out.stdout}")
-        if out.returncode != 0:
-            raise _fail(f"building the tiny model {kind!r} failed (exit {out.returncode})", log)
-        found[kind] = Path(json.loads(out.stdout.strip().splitlines()[-1])[kind])
-    return found
+    # One process for all kinds: importing torch and transformers costs more than building the models.
+    out = subprocess.run([str(paths.python), str(TINY_MODELS), "build", str(paths.models), *kinds],
+                         capture_output=True, text=True, env=vllm_env(paths, {"PATH": os.environ.get("PATH", "")}),
+                         timeout=300)
+    with open(log, "a") as f:
+        f.write(f"\n$ tiny_models.py build {' '.join(kinds)}\n{out.stderr}{out.stdout}")
+    if out.returncode != 0:
+        raise _fail(f"building the tiny models {', '.join(kinds)} failed (exit {out.returncode})", log)
+    return {kind: Path(path) for kind, path in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
 
 def tiny_model_kinds() -> list[str]:
@@ -876,12 +881,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("install", help="create the vLLM venv from the hash-locked requirements")
     sub.add_parser("models", help="build the tiny models")
-    p_start = sub.add_parser("start", help="serve a planned argv: start NAME KIND -- ARGV (KIND: a tiny model)")
+    p_start = sub.add_parser("start", help="serve a planned argv: start [--owner-pid PID] [--ttl S] NAME KIND -- "
+                                           "ARGV (KIND: a tiny model, ARGV: a server's `args` from plan --json)")
     p_start.add_argument("name")
     p_start.add_argument("kind")
-    p_start.add_argument("argv", nargs=argparse.REMAINDER)
-    p_start.add_argument("--owner-pid", type=int)
-    p_start.add_argument("--ttl", type=float)
+    p_start.add_argument("--owner-pid", type=int, help="stop when this process exits (default: until stop/ttl)")
+    p_start.add_argument("--ttl", type=float, help=f"seconds before it stops itself (default {DEFAULT_CLI_TTL})")
     p_stop = sub.add_parser("stop", help="stop one server, or all")
     p_stop.add_argument("name", nargs="?")
     sub.add_parser("status", help="running servers as JSON")
@@ -892,6 +897,10 @@ def main(argv: list[str] | None = None) -> int:
     p_wd.add_argument("--generation", required=True)
     p_serve = sub.add_parser("_serve", help=argparse.SUPPRESS)
     p_serve.add_argument("argv", nargs=argparse.REMAINDER)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    planned: list[str] = []
+    if "--" in argv and "_serve" not in argv[:argv.index("--")]:  # start ... -- ARGV: vLLM's flags stay unparsed
+        argv, planned = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = parser.parse_args(argv)
     try:
         if args.cmd == "_serve":
@@ -916,7 +925,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: str(v) for k, v in ensure_models(tiny_model_kinds(), paths.home).items()}))
             return 0
         if args.cmd == "start":
-            planned = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+            if not planned:
+                raise ValueError("give the planned argv after `--`: start NAME KIND -- MODEL --served-model-name ...")
             install(paths.home)
             model_dir = ensure_models([args.kind], paths.home)[args.kind]
             server = wait_ready(launch(args.name, planned, model_dir, owner_pid=args.owner_pid, ttl=args.ttl,

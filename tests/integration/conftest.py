@@ -150,14 +150,10 @@ class VllmLauncher:
         self.owner = os.getpid()
         self.names: list[str] = []
 
-    def models(self, kinds: list[str]) -> dict[str, Path]:
-        return vllm_cpu.ensure_models(kinds)
-
-    def launch(self, name: str, planned_argv: list[str], kind: str) -> vllm_cpu.VllmServer:
+    def launch(self, name: str, planned_argv: list[str], model_dir: Path) -> vllm_cpu.VllmServer:
         """Start without waiting (start several, then wait for each: they compile in parallel)."""
         error = None
         try:
-            model_dir = self.models([kind])[kind]
             server = vllm_cpu.launch(name, planned_argv, model_dir, owner_pid=self.owner)
         except vllm_cpu.VllmServerError as e:
             error = str(e)
@@ -167,6 +163,15 @@ class VllmLauncher:
         self.say(f"{name}: {'starting' if server.started else 'reusing'} vLLM on {server.base_url} "
                  f"(log {server.log})")
         return server
+
+    def models(self, kinds: list[str]) -> dict[str, Path]:
+        """The tiny models (scripts/test_servers/tiny_models.py), built on first use: {kind: directory}."""
+        error = None
+        try:
+            return vllm_cpu.ensure_models(kinds)
+        except vllm_cpu.VllmServerError as e:
+            error = str(e)
+        pytest.fail(f"could not build the tiny models {kinds}:\n{error}", pytrace=False)
 
     def ready(self, server: vllm_cpu.VllmServer) -> vllm_cpu.VllmServer:
         error = None
