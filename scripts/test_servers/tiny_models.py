@@ -24,7 +24,8 @@ The kinds:
                  position_embedding_type absolute (vLLM's RoBERTa loader needs the key), float32 like bge-m3.
   whisper        WhisperForConditionalGeneration like openai/whisper-large-v3: byte-level BPE with Whisper's
                  special tokens (<|endoftext|>, <|startoftranscript|>, a token per language, <|transcribe|>,
-                 <|translate|>, <|notimestamps|>), 128 mel bins, a WhisperFeatureExtractor (30 s at 16 kHz).
+                 <|translate|>, <|notimestamps|>), 128 mel bins, a WhisperFeatureExtractor (30 s at 16 kHz);
+                 the special tokens' (tied) embeddings are zero, so greedy decoding always writes some text.
 
 Sizes: every attention head is 32 wide (vLLM's CPU attention kernel refuses 16); hidden 64, 2 layers.
 """
@@ -44,7 +45,7 @@ SEED = 0
 HEAD_DIM = 32  # vLLM's CPU attention kernel supports head sizes 32, 64, 80, 96, 112, 128, 256; not 16
 HIDDEN = 64  # 2 heads of 32
 LAYERS = 2
-BUILD_VERSION = 3  # bump when a builder changes what it writes: cached models are rebuilt
+BUILD_VERSION = 4  # bump when a builder changes what it writes: cached models are rebuilt
 
 # ------------------------------------------------------------------------------------------------ the corpus
 # The tokenizers are trained on text written here, so that the vocabulary covers what the tests send: the
@@ -284,6 +285,11 @@ def build_whisper(dest: Path) -> None:
         decoder_start_token_id=sot, begin_suppress_tokens=[220, eot], suppress_tokens=[],
     )
     model = WhisperForConditionalGeneration(config).to(torch.float32)
+    with torch.no_grad():
+        # The output projection is tied to these embeddings: zero rows give special tokens a logit of 0, below the
+        # best of ~2,900 random text logits, so greedy decoding always writes text (random weights could otherwise
+        # end at once with <|endoftext|>, an empty transcript, and the test would depend on luck).
+        model.model.decoder.embed_tokens.weight[list(ids.values())] = 0.0
     model.save_pretrained(str(dest), safe_serialization=True)
     _write_json(dest / "generation_config.json", {"decoder_start_token_id": sot, "eos_token_id": eot,
                                                   "pad_token_id": eot, "bos_token_id": eot,
