@@ -234,7 +234,7 @@ WHEEL_MEMBERS = re.compile(
     r"|model_executor/layers/quantization/__init__\.py"
     r"|config\.py|config/[^/]+\.py"
     r"|engine/arg_utils\.py|envs\.py|v1/worker/gpu_worker\.py"
-    r"|v1/sample/ops/topk_topp_sampler\.py|v1/core/kv_cache_utils\.py"
+    r"|v1/sample/ops/topk_topp_sampler\.py|v1/core/kv_cache_utils\.py|v1/kv_cache_interface\.py"
     r"|entrypoints/cli/serve\.py|entrypoints/(?:[^/]+/)*cli_args\.py"
     r")$"
 )
@@ -860,6 +860,23 @@ def kv_cache_tokens_rule(sources: dict[str, str]) -> str:
     raise GenerationError(f"{KV_CACHE_UTILS_PATH}: no `KV cache size: %s tokens` report found; update kv_cache_tokens_rule()")
 
 
+KV_CACHE_INTERFACE_PATH = "vllm/v1/kv_cache_interface.py"
+
+
+def sliding_window_reserve(sources: dict[str, str]) -> str:
+    """What a sliding-window layer reserves per request besides its window (SlidingWindowSpec.max_memory_usage_bytes
+    in vllm/v1/kv_cache_interface.py): max-num-batched-tokens (one scheduled batch), or max-in-flight-tokens (every
+    batch scheduled but not settled: VllmConfig.max_in_flight_tokens = max_concurrent_batches x
+    max_num_batched_tokens, two batches under the default async scheduling). Releases without a SlidingWindowSpec
+    (0.8.0-0.8.2) cache sliding-window layers like full attention: none."""
+    text = sources.get(KV_CACHE_INTERFACE_PATH, "")
+    if "class KVCacheSpec" not in text:
+        raise GenerationError(f"{KV_CACHE_INTERFACE_PATH}: no KVCacheSpec; update sliding_window_reserve()")
+    if "class SlidingWindowSpec" not in text:
+        return "none"
+    return "max-in-flight-tokens" if "max_in_flight_tokens" in text else "max-num-batched-tokens"
+
+
 # --------------------------------------------------------------------------- vllm serve flags
 
 
@@ -1142,6 +1159,7 @@ def release_entry(extract: Extract) -> dict[str, Any]:
         "ncclInitInBudget": snapshot != "after-distributed-init",
         "samplerImplementation": sampler_implementation(sources),
         "kvCacheTokens": kv_cache_tokens_rule(sources),
+        "slidingWindowReserve": sliding_window_reserve(sources),
         "toolCallParsers": tool_call_parsers(sources),
         "reasoningParsers": reasoning_parsers(sources),
         "quantizationMethods": methods,
@@ -1189,6 +1207,9 @@ HEADER = """\
 #   kvCacheTokens            how `GPU KV cache size: N tokens` counts (v1/core/kv_cache_utils.py): blocks-per-group
 #                            (num_blocks // groups * block size) | concurrency-times-length (int(concurrency *
 #                            max_model_len))
+#   slidingWindowReserve     what a sliding-window layer holds per request besides its window (v1/kv_cache_interface.py):
+#                            max-num-batched-tokens | max-in-flight-tokens (every unsettled batch: two under the
+#                            default async scheduling) | none (no sliding-window spec: cached as full attention)
 #   toolCallParsers          --tool-call-parser name -> class (names mapping to one class are aliases)
 #   reasoningParsers         --reasoning-parser name -> class
 #   quantizationMethods      --quantization choices (QuantizationMethods); deprecatedQuantizationMethods are refused

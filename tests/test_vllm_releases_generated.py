@@ -392,6 +392,17 @@ def test_kv_cache_tokens_rule_blocks_per_group_or_concurrency_times_length() -> 
         gen.kv_cache_tokens_rule({gen.KV_CACHE_UTILS_PATH: "pass\n"})
 
 
+def test_sliding_window_reserve_one_batch_or_every_batch_in_flight() -> None:
+    path = gen.KV_CACHE_INTERFACE_PATH
+    one = "class SlidingWindowSpec(AttentionSpec):\n    def max_memory_usage_bytes(self, c):\n        return c.max_num_batched_tokens\n"
+    many = "class SlidingWindowSpec(AttentionSpec):\n    def max_memory_usage_bytes(self, c):\n        return c.max_in_flight_tokens\n"
+    assert gen.sliding_window_reserve({path: one}) == "max-num-batched-tokens"
+    assert gen.sliding_window_reserve({path: many}) == "max-in-flight-tokens"
+    assert gen.sliding_window_reserve({path: "class KVCacheSpec:\n    pass\n"}) == "none"
+    with pytest.raises(gen.GenerationError, match="no KVCacheSpec"):
+        gen.sliding_window_reserve({path: "pass\n"})
+
+
 FLAG_SOURCES = {
     "vllm/entrypoints/cli/serve.py": src('''
         from vllm.entrypoints.openai.cli_args import make_arg_parser
@@ -722,6 +733,9 @@ def test_boundaries_found_in_the_wheels(committed: dict[str, dict[str, Any]]) ->
         assert release["samplerImplementation"] == expected_sampler, version
         expected_tokens = "concurrency-times-length" if at_least(version, "0.20.1") else "blocks-per-group"
         assert release["kvCacheTokens"] == expected_tokens, version
+        expected_reserve = ("none" if not at_least(version, "0.8.3") else "max-num-batched-tokens"
+                            if not at_least(version, "0.26") else "max-in-flight-tokens")
+        assert release["slidingWindowReserve"] == expected_reserve, version
         tiers = release["batchTiers"]
         if not at_least(version, "0.8.5"):  # up to 0.8.4 the large tier was H100/H200 by name
             assert tiers[0]["deviceNameContainsAny"] == ["h100", "h200"] and len(tiers) == 2, version
