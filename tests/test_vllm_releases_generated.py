@@ -394,8 +394,8 @@ def test_kv_cache_tokens_rule_blocks_per_group_or_concurrency_times_length() -> 
 
 def test_sliding_window_reserve_one_batch_or_every_batch_in_flight() -> None:
     path = gen.KV_CACHE_INTERFACE_PATH
-    one = "class SlidingWindowSpec(AttentionSpec):\n    def max_memory_usage_bytes(self, c):\n        return c.max_num_batched_tokens\n"
-    many = "class SlidingWindowSpec(AttentionSpec):\n    def max_memory_usage_bytes(self, c):\n        return c.max_in_flight_tokens\n"
+    one = "class KVCacheSpec: ...\nclass SlidingWindowSpec(AttentionSpec):\n    def max_memory_usage_bytes(self, c):\n        return c.max_num_batched_tokens\n"
+    many = "class KVCacheSpec: ...\nclass SlidingWindowSpec(AttentionSpec):\n    def max_memory_usage_bytes(self, c):\n        return c.max_in_flight_tokens\n"
     assert gen.sliding_window_reserve({path: one}) == "max-num-batched-tokens"
     assert gen.sliding_window_reserve({path: many}) == "max-in-flight-tokens"
     assert gen.sliding_window_reserve({path: "class KVCacheSpec:\n    pass\n"}) == "none"
