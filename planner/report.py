@@ -14,15 +14,18 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 def servers_table(plan: Plan) -> Table:
     table = Table(title="vLLM servers", title_justify="left")
-    numeric = ("TP", "replicas", "max model len", "max context that fits", "headroom", "weights GiB", "KV GiB/GPU")
+    numeric = ("TP", "replicas", "max model len", "max context that fits", "KV cache tokens", "max concurrency",
+               "weights GiB", "KV GiB/GPU")
     for column in ("server / model", "pool / instance", "GPU", *numeric):
         table.add_column(column, justify="right" if column in numeric else "left")
     for s in plan.servers:
-        # headroom: how many max-length requests the KV cache holds at once (vLLM's "maximum concurrency")
-        headroom = f"{s.concurrency:.1f}x" if s.fits else "[bold red]does not fit[/]"
+        # What vLLM prints at start-up: `GPU KV cache size: N tokens`, `Maximum concurrency for L tokens per request: X`
+        # (an encoder-only model keeps no KV cache: vLLM prints neither line)
+        tokens = f"{s.kvCacheTokens:,}" if s.kvCacheTokens or not s.fits else "-"
+        concurrency = "[bold red]does not fit[/]" if not s.fits else f"{s.maxConcurrency:.2f}x" if s.kvCacheTokens else "-"
         table.add_row(f"{s.name}\n[dim]{s.model}[/]", f"{s.pool} / {s.instanceType}", f"{s.gpusPerReplica}x {s.gpu}",
-                      str(s.tensorParallelSize), str(s.replicas), f"{s.maxModelLen:,}", f"{s.maxContextThatFits:,}", headroom,
-                      f"{s.weightsGiB:.1f}", f"{s.kvCacheGiB:.1f}")
+                      str(s.tensorParallelSize), str(s.replicas), f"{s.maxModelLen:,}", f"{s.maxContextThatFits:,}",
+                      tokens, concurrency, f"{s.weightsGiB:.1f}", f"{s.kvCacheGiB:.1f}")
     return table
 
 
