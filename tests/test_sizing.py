@@ -272,3 +272,80 @@ def test_linear_attention_catalog_field_reads_from_yaml_and_overrides() -> None:
     changed = qwen.with_overrides({"linearAttention": {"kind": "mamba2", "layers": 8, "convKernel": 4, "numHeads": 8,
                                                        "headDim": 64, "stateSize": 128, "nGroups": 1}})
     assert changed.linearAttention is not None and changed.linearAttention.kind == "mamba2"
+
+
+# --------------------------------------------------------------------------------------------- through the plan
+
+
+def llama_server(**vllm):  # type: ignore[no-untyped-def]
+    from tests.conftest import add_model, base_config, plan_of
+    raw = base_config()
+    add_model(raw, litellmModelName="llama", provider="Self-Hosted", contextWindow=32768,
+              vllm={"model": "meta-llama/Llama-3.1-8B-Instruct", "gpuPool": "l40s", **vllm})
+    raw["gpuPools"][1]["maxSize"] = 3
+    plan = plan_of(raw)
+    return plan, next(s for s in plan.servers if s.litellmModelName == "llama")
+
+
+def test_the_plan_reports_what_the_pod_will_print() -> None:
+    plan, server = llama_server()
+    out = server.to_json()
+    assert {"kvCacheTokens", "maxConcurrency", "maxContextThatFits", "fits", "budgetGiB", "runtimeGiB", "kvCacheGiB"} <= set(out)
+    assert "concurrency" not in out
+    assert out["gpuMemoryGiB"] == pytest.approx(44.39)  # what CUDA reports on an L40S, not EC2's 44.7
+    # 0.33 prints int(concurrency x max_model_len)
+    assert server.kvCacheTokens == int(server.maxConcurrency * 32768)
+    assert out["maxConcurrency"] == round(server.maxConcurrency, 2)
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization"),
+    (["--max-num-seqs=0"], "--max-num-seqs"),
+    (["--max-num-batched-tokens", "lots"], "--max-num-batched-tokens"),
+    (["--kv-cache-memory-bytes=1.5G"], "--kv-cache-memory-bytes"),  # vLLM refuses decimals with binary suffixes
+])
+def test_an_invalid_knob_is_an_error_naming_the_flag_the_value_and_the_fix(args: list[str], flag: str) -> None:
+    from tests.conftest import only
+    plan, _ = llama_server(extraArgs=args)
+    finding = only(plan, "vllm-extra-arg-invalid", "llama")
+    value = args[-1].split("=")[-1]
+    assert flag in finding.message and repr(value) in finding.message and "write" in finding.message
+
+
+def test_batched_tokens_below_max_num_seqs_is_refused_as_vllm_does() -> None:
+    from tests.conftest import only
+    plan, _ = llama_server(extraArgs=["--max-num-seqs=256", "--max-num-batched-tokens=128"])
+    assert "Raise it to 256" in only(plan, "vllm-extra-arg-invalid", "llama").message
+
+
+def test_knobs_in_extra_args_reach_the_sizing() -> None:
+    _, base = llama_server()
+    _, eager = llama_server(extraArgs=["--enforce-eager", "--max-num-seqs", "32"])
+    assert eager.runtimeGiB < base.runtimeGiB and eager.kvCacheTokens > base.kvCacheTokens
+    _, fixed = llama_server(extraArgs=["--kv-cache-memory-bytes=4G"])
+    assert fixed.kvCacheGiB == pytest.approx(4.0) and fixed.kvCacheTokens == 4 * GIB // 131_072
+    # vLLM reads 16k as 16,000 and 16K as 16,384 tokens per batch: a larger activation peak each
+    _, decimal = llama_server(extraArgs=["--max-num-batched-tokens=16k"])
+    _, binary = llama_server(extraArgs=["--max-num-batched-tokens=16K"])
+    assert binary.runtimeGiB > decimal.runtimeGiB > base.runtimeGiB
+
+
+def test_a_pool_may_state_the_gpu_memory_vllm_sees() -> None:
+    from tests.conftest import add_model, base_config, plan_of
+    raw = base_config()
+    raw["gpuPools"][1]["gpuMemoryGiB"] = 40.0
+    add_model(raw, litellmModelName="llama", provider="Self-Hosted", contextWindow=32768,
+              vllm={"model": "meta-llama/Llama-3.1-8B-Instruct", "gpuPool": "l40s"})
+    server = next(s for s in plan_of(raw).servers if s.litellmModelName == "llama")
+    _, catalog = llama_server()
+    assert server.gpuMemoryGiB == 40.0 and server.budgetGiB == pytest.approx(40.0 * 0.92)
+    assert server.kvCacheTokens < catalog.kvCacheTokens
+
+
+def test_a_quantized_checkpoint_is_sized_by_its_name_through_the_plan() -> None:
+    from tests.conftest import add_model, base_config, plan_of
+    raw = base_config()
+    add_model(raw, litellmModelName="distill", provider="Self-Hosted", contextWindow=16384,
+              vllm={"model": "RedHatAI/DeepSeek-R1-Distill-Qwen-32B-FP8-dynamic", "gpuPool": "l40s"})
+    server = next(s for s in plan_of(raw).servers if s.litellmModelName == "distill")
+    assert server.weightsGiB == pytest.approx(32.0, abs=0.3) and server.fits
