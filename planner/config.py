@@ -202,6 +202,9 @@ class GpuPool(Strict):
     amiType: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"] = "AL2023_x86_64_NVIDIA"
     subnetIds: list[str] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    # The GPU memory vLLM will see, in GiB (what torch.cuda.mem_get_info() reports as the total), for GPUs whose usable
+    # memory differs from the catalog's cudaMemoryGiB (planner/data/instances.yaml): MIG or vGPU slices, ECC settings.
+    gpuMemoryGiB: float | None = Field(None, gt=0, le=1024)
 
     @field_validator("name")
     @classmethod
