@@ -34,7 +34,8 @@ How it behaves:
 Environment: HF_TOKEN (gated or private repos), HF_ENDPOINT (a Hub mirror), AWS credentials from boto3's default
 chain (EKS Pod Identity, IRSA, env keys), AWS_REGION, AWS_ENDPOINT_URL (S3-compatible stores). Unless already set,
 HF_HOME goes under the work dir, HF_XET_CHUNK_CACHE_SIZE_BYTES=0 (hf_xet's chunk cache is 10 GB in some builds:
-xet-runtime config/groups/chunk_cache.rs) and HF_HUB_DISABLE_PROGRESS_BARS=1, so the disk stays bounded.
+xet-runtime config/groups/chunk_cache.rs) and HF_HUB_DISABLE_PROGRESS_BARS=1, so the disk stays bounded, and
+HF_HUB_DISABLE_TELEMETRY=1.
 
 Dependencies: the standard library, plus huggingface_hub and boto3, imported lazily; both are in the
 vllm/vllm-openai image (v0.33.0: vLLM requires huggingface_hub>=1.31.0, and transformers 5.16-5.20 require
@@ -92,6 +93,8 @@ OTHER_WEIGHTS = ("*.bin", "*.pth", "*.pt", "*.ckpt", "*.gguf", "*.h5", "*.msgpac
                  "*.ot", "*.tflite", "*.mlmodel", "*.tensors", "*.npz")
 SECRET_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                     "AWS_CONTAINER_AUTHORIZATION_TOKEN")
+IAM_FIX = ("the Job's role needs s3:ListBucket (on the bucket, for the prefix), s3:GetObject, s3:PutObject and "
+           "s3:AbortMultipartUpload (on PREFIX/*)")
 META_SHA256, META_BLOB, META_REVISION = "sha256", "hf-blob-id", "hf-revision"  # S3 user metadata (x-amz-meta-*)
 
 
@@ -250,7 +253,8 @@ def parse_revision(value: str) -> str:
 
 
 def parse_dest(value: str) -> tuple[str, str]:
-    fix = "pass s3://BUCKET/PREFIX with one prefix per model revision, e.g. s3://my-models/meta-llama/Llama-3.1-8B/<commit>"
+    fix = ("pass s3://BUCKET/PREFIX with one prefix per model revision, "
+           "e.g. s3://my-models/meta-llama/Llama-3.1-8B/<commit>")
     if not value.startswith("s3://"):
         raise UsageError(f"--dest {value!r} is not an s3:// URL: {fix}")
     bucket, _, prefix = value[len("s3://"):].partition("/")
@@ -421,6 +425,8 @@ def bounded_hub_environment(work_dir: Path) -> None:
     os.environ.setdefault("HF_HOME", str(work_dir / "hf-home"))
     os.environ.setdefault("HF_XET_CHUNK_CACHE_SIZE_BYTES", "0")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # Telemetry off: huggingface_hub 2.x would otherwise also fetch {HF_ENDPOINT}/api/agent-harnesses.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 def load_libraries() -> Libraries:
@@ -464,14 +470,15 @@ def s3_refusal(error: Any) -> str:
     code, operation = details.get("Code", "?"), getattr(error, "operation_name", "?")
     hint = ""
     if code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-        hint = ("; the Job's role needs s3:ListBucket (on the bucket, for the prefix), s3:GetObject, s3:PutObject and "
-                "s3:AbortMultipartUpload (on PREFIX/*)")
+        hint = "; " + IAM_FIX
     return f"S3 refused {operation}: {code} {details.get('Message', '')}".rstrip() + hint
 
 
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def first_line(error: BaseException, limit: int = 400) -> str:
+    """The error's message on one line (huggingface_hub puts the Hub's own message on its later lines)."""
+    text = " ".join(str(error).split())
+    text = text if len(text) <= limit else text[:limit - 3] + "..."
+    return text or type(error).__name__
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -498,6 +505,7 @@ class Mirror:
             multipart_threshold=options.part_size, multipart_chunksize=options.part_size,
             max_concurrency=UPLOAD_THREADS)
         self.counts = Counts()
+        self.prefetched: dict[str, tuple[Path, Digests]] = {}  # path -> (local copy, digests) fetched while planning
 
     # -- Hub
 
@@ -565,8 +573,10 @@ class Mirror:
                                 Config=self.transfer_config,
                                 Callback=Progress(self.reporter, f"uploading {file.path}", file.size))
         except self.lib.boto3_exceptions.S3UploadFailedError as error:
+            fix = (IAM_FIX if "AccessDenied" in str(error) else
+                   "rerun the Job: the files already uploaded are kept, the unfinished multipart upload was aborted")
             raise MirrorError(f"upload of {file.path} to s3://{self.options.bucket}/{key} failed: {first_line(error)}"
-                              "; rerun the Job (uploaded files are kept)") from None
+                              f"; {fix}") from None
         took = time.monotonic() - started
         head = self.head(key)
         if head is None or stored_sha256(head, file) != digests.sha256:
@@ -576,18 +586,23 @@ class Mirror:
 
     # -- steps
 
-    def check_prefix(self, existing: Mapping[str, int], selection: Selection) -> bytes | None:
-        """The manifest already there (None if none); refuses a prefix that holds another mirror or stray weights."""
-        previous = self.read_object(self.options.manifest_key) if self.options.manifest_key in existing else None
-        if previous is not None:
-            try:
-                named = json.loads(previous)
-                mirror_of = (named.get("repo"), named.get("revision"))
-            except (ValueError, AttributeError):
-                mirror_of = (None, None)
-            if mirror_of != (self.options.repo, self.options.revision):
-                raise MirrorError(f"{self.options.dest} holds a mirror of {mirror_of[0]}@{mirror_of[1]}: mirror each "
-                                  "model revision to its own prefix (e.g. .../ORG/NAME/<commit>)")
+    def previous_manifest(self, existing: Mapping[str, int]) -> bytes | None:
+        """The manifest already at the prefix (None if none); refuses one that describes another mirror."""
+        if self.options.manifest_key not in existing:
+            return None
+        previous = self.read_object(self.options.manifest_key)
+        try:
+            named = json.loads(previous)
+            mirror_of = (named.get("repo"), named.get("revision"))
+        except (ValueError, AttributeError):
+            mirror_of = (None, None)
+        if mirror_of != (self.options.repo, self.options.revision):
+            raise MirrorError(f"{self.options.dest} holds a mirror of {mirror_of[0]}@{mirror_of[1]}: mirror each "
+                              "model revision to its own prefix (e.g. .../ORG/NAME/<commit>)")
+        return previous
+
+    def check_strays(self, existing: Mapping[str, int], selection: Selection) -> None:
+        """Refuses *.safetensors under the prefix that are not in this mirror: the streamer would load them."""
         planned = {self.options.key(file.path) for file in selection.files} | {self.options.manifest_key}
         strays = sorted(set(existing) - planned)
         stray_weights = [key for key in strays if key.endswith(".safetensors")]
@@ -597,7 +612,6 @@ class Mirror:
         for key in strays[:20]:
             self.reporter.warn(f"s3://{self.options.bucket}/{key} is not part of this mirror (vLLM pulls every "
                                "non-weight file of the prefix at start)")
-        return previous
 
     def index_shards(self, selection: Selection, existing: Mapping[str, int]) -> set[str] | None:
         index = next((file for file in selection.files if file.path == INDEX_NAME), None)
@@ -607,11 +621,15 @@ class Mirror:
         head = self.head(key) if existing.get(key) == index.size else None
         if head is not None and stored_sha256(head, index):
             return shards_of_index(self.read_object(key).decode("utf-8"))  # already mirrored: no Hub download
-        local, _ = self.fetch_verified(index)
         try:
-            return shards_of_index(local.read_text(encoding="utf-8"))
+            local, digests = self.fetch_verified(index)
+            kept = self.work_dir / "prefetched" / INDEX_NAME  # uploaded with the others: downloaded once
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(local), str(kept))
         finally:
             shutil.rmtree(self.download_dir, ignore_errors=True)
+        self.prefetched[INDEX_NAME] = (kept, digests)
+        return shards_of_index(kept.read_text(encoding="utf-8"))
 
     def plan(self, existing: Mapping[str, int]) -> Selection:
         listed = self.list_snapshot()
@@ -636,8 +654,9 @@ class Mirror:
             self.reporter.line(f"already there: {file.path} {human(file.size)} (same size and sha256)")
             return already
         try:
-            local, digests = self.fetch_verified(file)
+            local, digests = self.prefetched.pop(file.path, None) or self.fetch_verified(file)
             self.upload(file, local, digests)
+            local.unlink()
         finally:
             shutil.rmtree(self.download_dir, ignore_errors=True)
         self.counts.uploaded += 1
@@ -646,8 +665,9 @@ class Mirror:
 
     def run(self) -> dict[str, Any]:
         existing = self.list_prefix()
+        previous_manifest = self.previous_manifest(existing)
         selection = self.plan(existing)
-        previous_manifest = self.check_prefix(existing, selection)
+        self.check_strays(existing, selection)
         entries = [(file, self.mirror_file(file, existing)) for file in selection.files]
         manifest = manifest_bytes(self.options, entries)
         manifest_url = f"s3://{self.options.bucket}/{self.options.manifest_key}"
