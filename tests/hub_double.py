@@ -5,8 +5,8 @@ It serves what huggingface_hub (read at 2.4.0 and 1.31.0) calls to list and down
   files (`siblings`: rfilename, size, blobId, lfs {size, sha256, pointerSize}).
 - HEAD /ORG/NAME/resolve/REV/PATH: hf_hub_download's metadata call. A plain file answers 200 with ETag (its git blob
   id), X-Repo-Commit and Content-Length; an LFS file answers 302 to a "CDN" URL with X-Linked-Etag (its sha256) and
-  X-Linked-Size, as the Hub does. The "CDN" is a second server (another origin: huggingface_hub follows a HEAD
-  redirect only within the Hub's origins and reads the metadata off the 302 itself).
+  X-Linked-Size, as the Hub does. The "CDN" is a second server, named localhost (another host: huggingface_hub
+  follows a HEAD redirect only within the Hub and reads the metadata off the 302 itself).
 - GET on either URL: the bytes (Range: bytes=N- for resumed downloads).
 Errors carry the Hub's X-Error-Code (RepoNotFound, RevisionNotFound, GatedRepo, EntryNotFound), which
 huggingface_hub turns into its typed errors. A gated repo lists its files to anyone but serves them only with its
@@ -87,7 +87,9 @@ class HubDouble:
 
     @property
     def cdn_url(self) -> str:
-        return f"http://127.0.0.1:{self._servers[1].server_address[1]}"
+        # Another host name for the same 127.0.0.1: huggingface_hub 1.x follows a HEAD redirect to the same host name
+        # whatever the port (2.x compares origins), and the Hub's CDN is another host.
+        return f"http://localhost:{self._servers[1].server_address[1]}"
 
     def start(self) -> HubDouble:
         for thread in self._threads:
