@@ -322,6 +322,12 @@ def select(files: Sequence[HubFile], include: Sequence[str], exclude: Sequence[s
     return Selection(tuple(kept), tuple(skipped))
 
 
+def unsafe_paths(paths: Iterable[str]) -> list[str]:
+    """Paths that would leave the work dir or the prefix (absolute, "..", empty parts): a real Hub lists none."""
+    return [path for path in paths
+            if path.startswith("/") or "\\" in path or any(part in ("", ".", "..") for part in path.split("/"))]
+
+
 def shards_of_index(text: str) -> set[str]:
     try:
         weight_map = json.loads(text)["weight_map"]
@@ -519,6 +525,9 @@ class Mirror:
         unsized = [file.path for file in files if file.size is None]
         if unsized:
             raise MirrorError(f"the Hub gave no size for {', '.join(unsized[:3])}: cannot check the mirror")
+        unsafe = unsafe_paths(file.path for file in files)
+        if unsafe:
+            raise MirrorError(f"the Hub listed paths that leave the snapshot: {', '.join(unsafe[:3])}; not mirrored")
         return files
 
     def download(self, file: HubFile) -> Path:
@@ -651,7 +660,7 @@ class Mirror:
         already = stored_sha256(head, file) if head is not None else None
         if already:
             self.counts.skipped += 1
-            self.reporter.line(f"already there: {file.path} {human(file.size)} (same size and sha256)")
+            self.reporter.line(f"already there: {file.path} {human(file.size)} (same size and hashes)")
             return already
         try:
             local, digests = self.prefetched.pop(file.path, None) or self.fetch_verified(file)

@@ -431,6 +431,12 @@ def test_folder_patterns_and_weight_formats() -> None:
     assert dict(chosen.skipped)["sub/model.safetensors"] == "--exclude sub/"
 
 
+def test_paths_that_leave_the_snapshot_are_found() -> None:
+    paths = ["config.json", "a/b.json", "../etc/passwd", "/abs", "a//b", "a/./b", "a\\..\\b", "..."]
+
+    assert mw.unsafe_paths(paths) == ["../etc/passwd", "/abs", "a//b", "a/./b", "a\\..\\b"]
+
+
 def test_an_index_naming_a_missing_shard_is_refused() -> None:
     selection = mw.Selection((mw.HubFile("a.safetensors", 1, "b", "c" * 64),), ())
 
