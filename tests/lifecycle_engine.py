@@ -3,9 +3,11 @@ Used by the lifecycle tests, the fault tests and bench/providers.py.
 
 No Pulumi CLI exists here, so `Engine` follows what the engine does
 (https://www.pulumi.com/docs/iac/concepts/how-pulumi-works/, "Creation and deletion order"; pulumi's
-step_generator: GeneratePendingDeletes, GenerateSteps, GenerateDeletes):
-1. At the start of an update, resources left "pending deletion" by an earlier update (the old halves of
-   replacements whose delete never ran) are deleted first.
+pkg/resource/deploy/step_generator.go GenerateSteps and GenerateDeletes, read at commit 1b5949891b, Aug 2026):
+1. Resources left "pending deletion" by an earlier update (the old halves of replacements whose delete never
+   ran) stay where they are until the end of the next update: since pulumi 3.46.0 they are deleted with the
+   update's other deletes, in dependency order, not before the program runs (CHANGELOG 3.46.0, "Pending deletes
+   are no longer executed before everything else", pulumi#11027; older engines ran them first).
 2. Resources are visited in dependency order: the KindoModels first (anchors before the models whose
    replacementModelId is the anchor's ID), then the UnleashModelFlags, whose modelIds are the models' IDs.
    Each is checked (check(old inputs, new inputs)) and, if it exists, diffed; then created, updated, left alone,
@@ -69,7 +71,6 @@ class Engine:
 
     def up(self, stack: Stack) -> None:
         reset_successors()  # one `pulumi up` = one provider host process
-        self._delete_pending()
         for name, model in stack.models.items():
             self._step("kindo", self.kindo, self.models, name, self._model_props(model))
             warning = stop_if_unconfirmed(self.models[name].outs)  # KindoModel's apply: may stop the program
