@@ -29,9 +29,10 @@ is "unconfirmed", `unconfirmedReason` says what happened. Nothing ever routes to
   itself ends the program (an apply on its outputs raises pulumi.RunError with the instruction);
 - a REPLACEMENT's placeholder keeps the old model serving: `modelId` is the old model's ID, `supersedes` too, so
   the flags do not move. The run is NOT stopped there, on purpose: Pulumi retires the old half of a replacement
-  at the end of a successful run, but after a failed run it retires it FIRST in the next one
-  (retirePendingDeletes), in a fresh provider process that cannot know about the placeholder; that delete
-  would move the old model's users to the anchor, or block every later run while flags still carry it. Instead
+  at the end of a successful run, but after a failed run it stays pending and is retired in the NEXT run (at its
+  end, since pulumi 3.46; first, before that), in a fresh provider process that cannot know about the
+  placeholder; that delete would move the old model's users to the anchor, or block every later run while flags
+  still carry it. Instead
   the old model's delete, in this same run, hands its retirement to the placeholder (no API call), and
   KindoModel's apply prints the instruction as a warning;
 - every later `pulumi up` (and preview) stops in diff with the instruction until the entry says what happened:
