@@ -38,6 +38,14 @@ class ChartSource:
     version: str
     repository: str | None
 
+    @property
+    def ecrRegistry(self) -> str | None:
+        """The ECR registry host of an OCI chart (Helm logs in with an ECR token there), else None."""
+        if self.repository is not None or not self.chart.startswith("oci://"):
+            return None
+        host = self.chart.removeprefix("oci://").split("/", 1)[0]
+        return host if ".dkr.ecr." in host else None
+
 
 def parse_image(image: str) -> ImageRef:
     """Split an image reference the way container runtimes do: the first path part is a host only if it has a '.'
