@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pulumi
@@ -272,9 +273,19 @@ def build(plan: Plan, kube: KubernetesReads | None = None) -> dict[str, Any]:
             "catalog": catalog, "live": live, **parts}
 
 
+def allow_dynamic_resources(plan: Plan) -> None:
+    """pulumi.dynamic.serialize_provider (SDK 3.272.0) wraps pickle's _batch_setitems once more for every dynamic
+    resource it serializes and never unwraps it: the N-th KindoModel or flag is pickled N calls deep. Past ~450 dynamic
+    resources Python's default recursion limit stops the program; allow what this plan registers."""
+    needed = 1000 + 4 * (len(plan.models) + len(plan.routed_flags))
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
+
+
 def main(kube: KubernetesReads | None = None) -> dict[str, Any]:
     """kube: how the preflight reads the Kubernetes API (tests pass a double; default: the cluster's API server)."""
     plan = load_plan()
     report(plan.findings)
     stop_on_errors(plan)
+    allow_dynamic_resources(plan)
     return build(plan, kube)

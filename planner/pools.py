@@ -104,11 +104,13 @@ def root_disk_gib(pool: GpuPool, cache: str) -> tuple[int, list[Finding]]:
     """The launch template's data volume: the OS and one vLLM image (the weights live on the instance store or on
     their own EBS volume). An NVMe pool's images move to the instance store, so there the stack may go lower."""
     eks = catalogs.eks()
-    default = int(math.ceil((eks.osGiB + eks.vllmImageGiB) / 10.0) * 10)
+    used = eks.osGiB + eks.vllmImageGiB + eks.writableLayerGiB + eks.ephemeralReserveGiB
+    default = int(math.ceil(used / (1 - eks.evictionNodefsPercent / 100) / 10.0) * 10)  # the kubelet keeps 10% free
     if cache == "ebs" and pool.diskSizeGiB is not None and pool.diskSizeGiB < default:
         return pool.diskSizeGiB, [error("pool-disk-too-small", pool.name, f"diskSizeGiB {pool.diskSizeGiB} cannot hold the "
-                                        f"operating system and the vLLM image ({eks.osGiB} + {eks.vllmImageGiB} GiB). Raise it "
-                                        f"to {default}, or remove it.")]
+                                        f"operating system, the vLLM image and a container's writable layer ({eks.osGiB} + "
+                                        f"{eks.vllmImageGiB} + {eks.writableLayerGiB} GiB, with the kubelet's "
+                                        f"{eks.evictionNodefsPercent}% free). Raise it to {default}, or remove it.")]
     return pool.diskSizeGiB or default, []
 
 

@@ -60,6 +60,7 @@ class NodeShape:
     daemonsets: Resources  # what the DaemonSets on every node request
     imageGiB: float  # disk the vLLM image (and, on the root volume, the OS) takes outside any request
     memoryEstimateMiB: int  # allocatable memory by the conservative estimate
+    onNvme: bool = True  # pod data (images, emptyDirs) on the instance store; False: on the root volume
 
     @property
     def free(self) -> Resources:
@@ -128,7 +129,7 @@ def node_shape(instance: InstanceType, ami_type: str, on_nvme: bool, root_gib: i
     allocatable = Resources(instance.gpus, instance.vcpus * 1000 - kube_reserved_cpu_milli(instance.vcpus),
                             memory - reserved_memory, allocatable_disk_gib(capacity_disk), kubelet_max_pods(instance))
     estimate = memory - math.ceil(memory * eks.memoryOverheadEstimate) - reserved_memory
-    return NodeShape(instance.name, ami_type, allocatable, daemonset_requests(device_plugin), image, estimate)
+    return NodeShape(instance.name, ami_type, allocatable, daemonset_requests(device_plugin), image, estimate, on_nvme)
 
 
 # --------------------------------------------------------------------------------------------- the pods
@@ -163,13 +164,15 @@ FIXES = {
     "diskGiB": "Set the pool's weightsCache: ebs (a volume per replica), or use an instance type with more local NVMe.",
     "pods": "Use a larger instance type (more ENIs, more pods).",
 }
+ROOT_DISK_FIX = "Raise the pool's diskSizeGiB (its root volume holds the image and the containers' writable layers)."
 CODES = {"gpus": "pod-gpus-do-not-fit", "cpuMilli": "pod-cpu-does-not-fit", "memoryMiB": "pod-memory-does-not-fit",
          "diskGiB": "pod-disk-does-not-fit", "pods": "pod-slots-do-not-fit"}
 
 
 def check_replica_fits(subject: str, request: Resources, shape: NodeShape, shm_gib: int) -> list[Finding]:
     """Each resource of one replica against an empty node of its pool; /dev/shm against the pod's memory."""
-    findings = [error(CODES[name], subject, _shortfall(name, request, shape, FIXES[name]))
+    fixes = FIXES if shape.onNvme else {**FIXES, "diskGiB": ROOT_DISK_FIX}
+    findings = [error(CODES[name], subject, _shortfall(name, request, shape, fixes[name]))
                 for name in request.exceeds(shape.free)]
     estimate_left = shape.memoryEstimateMiB - shape.daemonsets.memoryMiB
     if "memoryMiB" not in request.exceeds(shape.free) and request.memoryMiB > estimate_left:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 ROOT = Path(__file__).resolve().parent.parent
+# pulumi.dynamic.serialize_provider (SDK 3.272.0) wraps pickle._Pickler._batch_setitems once per dynamic resource and
+# never restores it, so the nesting grows across every run in one process. `pulumi up` is a fresh process; so is
+# each run here (program.main allows the recursion one large stack needs).
+PICKLER_BATCH_SETITEMS = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
 SECRET_ENVELOPE = "4dabf18193072939515e22adb298388d"  # Pulumi's wire marker for a secret value
 # What the tests pass as secrets: each must arrive only inside secret envelopes.
 TEST_SECRETS = {
@@ -183,6 +188,7 @@ def run_program(config: dict[str, Any], stack: str = "dev", with_secrets: bool =
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runtime_settings.ROOT.set(None)
+    pickle._Pickler._batch_setitems = PICKLER_BATCH_SETITEMS  # type: ignore[attr-defined]  # as in a fresh process
     mocks = Recorder(live=live or LiveCluster())
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="kindo-models", stack=stack, preview=False, logger=QUIET, monitor=monitor)
