@@ -261,6 +261,8 @@ def decide_live(plan: Plan, facts: ClusterFacts, region: str | None) -> tuple[Li
     elif plan.storageClass is not None:
         create_addon, storage_class, storage_findings = decide_own_storage(plan, facts)
         findings += storage_findings
+    # An add-on this stack created stays managed whatever the pools need now (a driver with volumes is not removed).
+    create_addon = create_addon or facts.addons.get(addon_names()[0], AddonFact(False)).ours
     findings += check_subnet_zones(plan, facts)
     autoscaler, autoscaler_findings = decide_autoscaler(plan, facts, region)
     agent = decide_agent(facts, create_addon or autoscaler is not None)

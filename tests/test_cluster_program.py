@@ -281,3 +281,16 @@ def test_every_manifest_still_validates(variant: str) -> None:
         if resource.type.startswith("kubernetes:") and "helm.sh" not in resource.type:
             kubernetes_validate.validate(unwrap(resource.inputs), EKS_KUBERNETES, strict=True)
     assert "kubernetes:apps/v1:Deployment" in kinds
+
+
+def test_cluster_parts_use_the_clusters_kubernetes_provider_and_aws_parts_the_default() -> None:
+    results = [run("dev-ebs"), with_autoscaler("cluster-autoscaler")]
+    for result in results:
+        assert result.error is None, result.error
+        for resource in result.mocks.resources:
+            if resource.type.startswith("kubernetes:") and resource.custom:
+                assert resource.provider and "pulumi:providers:kubernetes::eks" in resource.provider, resource.name
+            elif resource.type.startswith("aws:") and resource.custom:
+                assert not resource.provider or "providers:aws" in resource.provider, (resource.name, resource.provider)
+    assert STORAGE_CLASS in {r.type for r in results[0].mocks.resources}
+    assert "cluster-autoscaler-release" in by_name(results[1], RELEASE)

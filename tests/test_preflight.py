@@ -144,6 +144,10 @@ def test_an_ebs_csi_add_on_the_cluster_has_is_used_and_ours_stays_managed() -> N
     ours = LiveCluster(addons={"aws-ebs-csi-driver": {"tags": {STACK_LABEL: "dev"}}, "eks-pod-identity-agent": {"tags": {STACK_LABEL: "dev"}}})
     result = run_program(dev(), "dev", live=ours)  # NVMe only now: what this stack created is kept, not deleted
     assert set(by_name(result, "aws:eks/addon:Addon")) == {"cluster-addons-ebs-csi-driver", "cluster-addons-pod-identity-agent"}
+    ours.add(CLASSES, named("team-gp3", provisioner="ebs.csi.aws.com", volumeBindingMode="WaitForFirstConsumer"))
+    result = run_program(on_ebs(dev(storageClass="team-gp3")), "dev", live=ours)  # now the stack names its own class
+    assert result.error is None, result.error
+    assert "cluster-addons-ebs-csi-driver" in by_name(result, "aws:eks/addon:Addon")
 
 
 def test_a_storage_class_of_our_name_that_is_not_ours_is_a_conflict() -> None:
