@@ -18,7 +18,8 @@ def generated_models(count: int, servers: int, pool: str, prefix: str = "model")
                             "metadataType": "Embeddings" if embedding else "Text Generation",
                             "contextWindow": context, "vllm": {"model": hf, "gpuPool": pool, "maxModelLen": context}})
         else:
-            entries.append({"litellmModelName": name, "litellmModel": "anthropic/claude-sonnet-4-20250514",
+            # A current model (no retirement date in LiteLLM's map), so the benchmark plans what a real stack has.
+            entries.append({"litellmModelName": name, "litellmModel": "anthropic/claude-sonnet-5-5",
                             "displayName": name, "provider": "Anthropic", "type": "CHAT", "metadataType": "Text Generation",
-                            "contextWindow": 200000, "maxTokens": 16384, "credential": "anthropic"})
+                            "contextWindow": 1000000, "maxTokens": 16384, "credential": "anthropic"})
     return entries

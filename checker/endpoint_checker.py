@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Literal, Sequence, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,7 +44,9 @@ Status = Literal["pass", "fail", "skip"]
 PASS: Status = "pass"
 FAIL: Status = "fail"
 SKIP: Status = "skip"
-CHECKS = ("dns", "tcp", "models", "completion", "tool-calling", "context-length", "embeddings")
+CHECKS = ("dns", "tcp", "models", "completion", "tool-calling", "context-length", "embeddings", "transcription")
+Kind = Literal["chat", "embeddings", "transcription"]
+KINDS: tuple[str, ...] = ("chat", "embeddings", "transcription")
 T = TypeVar("T")
 
 # ---------------------------------------------------------------------------------------------- the requests
@@ -98,6 +101,10 @@ CONTEXT_MAX_TOKENS = 16  # only acceptance matters; a long answer would only cos
 MIN_CONTEXT_BUDGET = 64
 TOKENIZER_PROBE = 64  # sentences per probe; two probes measure tokens per sentence without BOS/EOS
 
+# A short clip of speech ("Kindo verifies this endpoint.", 1.9 s, 16 kHz mu-law WAV, made locally with espeak-ng by
+# scripts/make_transcription_clip.py), shipped beside this file and in the check Job's ConfigMap.
+CLIP_NAME = "transcription_clip.wav"
+TRANSCRIPTION_LANGUAGE = "en"  # a known language skips Whisper's language-detection pass
 MAX_BODY_BYTES = 64 * 1024 * 1024  # /tokenize echoes every token id: ~8 bytes per token of a 1M-token prompt
 SNIPPET = 160
 
@@ -127,6 +134,15 @@ DIAG_TOOL_PARSER = ("--tool-call-parser missing or wrong: the model does not ret
 DIAG_CONTEXT = ("--max-model-len too low or GPU memory too small (runbook step 4): raise --max-model-len to the "
                 "contextWindow Kindo is told, or give the server more GPU memory (a larger GPU, tensor parallelism, "
                 "fp8 KV cache); else lower contextWindow to what the server holds.")
+DIAG_NOT_TRANSCRIPTION = ("No speech-to-text behind this name: vLLM answers {path} only for a transcription model "
+                          "(a chat or embedding model gets 404 Not Found in recent releases, 400 'does not support "
+                          "Transcriptions API' in older ones). Serve a Whisper model (e.g. openai/whisper-large-v3-turbo) "
+                          "for this entry, or route AUDIO_TRANSCRIPTION to one.")
+DIAG_AUDIO_LIBRARIES = ("The server cannot decode audio: its image lacks vLLM's audio extra (`vllm[audio]`; the stock "
+                        "vllm/vllm-openai image has shipped without it, vllm-project/vllm#13912). Use an image built "
+                        "with it.")
+DIAG_EMPTY_TRANSCRIPT = ("The model returned no text for a clip of clear speech: the weights behind this name are not "
+                         "a working speech-to-text model (wrong checkpoint, or corrupted weights).")
 DIAG_EMBEDDINGS = ("The server does not return embeddings for this model: serve it as an embedding (pooling) model "
                    "and register it with metadataType Embeddings only if it is one.")
 DIAG_AUTH = ("The server rejected the API key (HTTP {status}): pass the server's key with --api-key or the VLLM_API_KEY "
@@ -171,7 +187,7 @@ class Target:
     baseUrl: str  # OpenAI-compatible base, ending with /v1
     apiKey: str | None = field(default=None, repr=False)
     keySource: str = "none"  # where the key came from, for the report: "--api-key", "$VLLM_API_KEY", ...
-    kind: Literal["chat", "embeddings"] = "chat"
+    kind: Kind = "chat"
     toolCalling: bool = False
     maxModelLen: int | None = None  # None: the server's own max_model_len from /models, if it reports one
     reasoning: bool = False
@@ -197,6 +213,7 @@ class Options:
     readTimeout: float = 60.0  # a whole HTTP answer (a 100k-token prefill takes seconds to tens of seconds)
     contextFraction: float = 0.9  # of the max model length, for the context-length request
     contextMaxTokens: int = CONTEXT_MAX_TOKENS
+    clip: str | None = None  # the transcription check's audio file (default: the clip shipped beside the checker)
 
     def __post_init__(self) -> None:
         if not self.connectTimeout > 0 or not self.readTimeout > 0:
@@ -342,12 +359,18 @@ class Client:
         return self.request("GET", self.base + path)
 
     def post(self, path: str, body: dict[str, Any], root: bool = False) -> Reply:
-        return self.request("POST", (self.root if root else self.base) + path, body)
+        return self.request("POST", (self.root if root else self.base) + path, json.dumps(body).encode(),
+                            "application/json")
 
-    def request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Reply:
+    def post_form(self, path: str, fields: dict[str, str], file_field: str, filename: str, content: bytes) -> Reply:
+        """A multipart/form-data POST (OpenAI's audio endpoints take the file this way)."""
+        payload, content_type = multipart(fields, file_field, filename, content)
+        return self.request("POST", self.base + path, payload, content_type)
+
+    def request(self, method: str, url: str, payload: bytes | None = None, content_type: str = "") -> Reply:
         start = time.monotonic()
         # The worker bounds itself too (timeouts per read, a deadline between chunks); the thread is the hard bound.
-        outcome, value = bounded(lambda: self._send(method, url, body, start), self.total + 0.25)
+        outcome, value = bounded(lambda: self._send(method, url, payload, content_type, start), self.total + 0.25)
         if outcome == "ok" and isinstance(value, Reply):
             return value
         seconds = time.monotonic() - start
@@ -366,13 +389,12 @@ class Client:
             conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
         return conn, (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
-    def _send(self, method: str, url: str, body: dict[str, Any] | None, start: float) -> Reply:
+    def _send(self, method: str, url: str, payload: bytes | None, content_type: str, start: float) -> Reply:
         headers = {"Accept": "application/json", "User-Agent": "kindo-models-endpoint-checker"}
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
-        payload = None if body is None else json.dumps(body).encode()
         if payload is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         conn, path = self._connection(url)
         try:
             try:
@@ -423,6 +445,16 @@ class Client:
         except ValueError:
             parsed = None
         return Reply(resp.status, parsed, text, location=resp.getheader("Location"), seconds=time.monotonic() - start)
+
+
+def multipart(fields: dict[str, str], file_field: str, filename: str, content: bytes) -> tuple[bytes, str]:
+    """(body, content type) of a multipart/form-data request with text fields and one file."""
+    boundary = f"kindo-models-{os.urandom(12).hex()}"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+             for name, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def connection_reason(exc: BaseException) -> str:
@@ -847,6 +879,41 @@ def check_embeddings(client: Client, target: Target) -> CheckResult:
     return CheckResult("embeddings", PASS, f"{len(dims)} vectors of dimension {dims[0]}", seconds=reply.seconds)
 
 
+def clip_bytes(path: str | None = None) -> bytes:
+    """The speech clip the transcription check sends: the one shipped beside this file, or `path`."""
+    return Path(path).read_bytes() if path else Path(__file__).with_name(CLIP_NAME).read_bytes()
+
+
+def transcription_failure(reply: Reply, client: Client, path: str) -> tuple[str, str]:
+    detail, diagnosis = failure(reply, client.base, path)
+    message = error_message(reply).lower()
+    if reply.status == 404 and "does not exist" in message:
+        return detail, diagnosis  # the served name: /models said so already, the generic text names the fix
+    if reply.status == 404 or "does not support transcription" in message:
+        return detail, DIAG_NOT_TRANSCRIPTION.format(path=path)
+    if any(word in message for word in ("vllm[audio]", "audio", "soundfile", "librosa", "torchcodec")):
+        return detail, DIAG_AUDIO_LIBRARIES
+    return detail, diagnosis
+
+
+def check_transcription(client: Client, target: Target, clip: bytes) -> CheckResult:
+    """A short clip of speech comes back as a non-empty transcript (OpenAI's /audio/transcriptions, multipart)."""
+    path = "/audio/transcriptions"
+    fields = {"model": target.model, "language": TRANSCRIPTION_LANGUAGE, "response_format": "json", "temperature": "0"}
+    reply = client.post_form(path, fields, "file", CLIP_NAME, clip)
+    if not reply.ok:
+        detail, diagnosis = transcription_failure(reply, client, path)
+        return CheckResult("transcription", FAIL, detail, diagnosis, reply.seconds)
+    text = reply.body.get("text") if isinstance(reply.body, dict) else None
+    if not isinstance(text, str):
+        detail, diagnosis = not_json(reply, "expected {\"text\": ...}")
+        return CheckResult("transcription", FAIL, detail, diagnosis, reply.seconds)
+    if not text.strip():
+        return CheckResult("transcription", FAIL, "the transcript of a 1.9 s clip of speech is empty",
+                           DIAG_EMPTY_TRANSCRIPT, reply.seconds)
+    return CheckResult("transcription", PASS, f"transcript {quoted(text)}", seconds=reply.seconds)
+
+
 # ---------------------------------------------------------------------------------------------- running
 
 
@@ -861,6 +928,29 @@ def guarded(check: str, fn: Callable[[], CheckResult]) -> CheckResult:
     except Exception as exc:  # noqa: BLE001 - reported as the check's failure
         return CheckResult(check, FAIL, f"the check itself failed: {type(exc).__name__}: {shorten(str(exc))}",
                            DIAG_NOT_OPENAI)
+
+
+def kind_checks(client: Client, target: Target, options: Options, server_max: int | None,
+                max_len: int | None) -> list[CheckResult]:
+    """completion, tool-calling, context-length, embeddings and transcription: each run where the kind answers it."""
+    kind = target.kind
+    chat, embeddings, transcription = kind == "chat", kind == "embeddings", kind == "transcription"
+    model = {"embeddings": "an embedding model", "transcription": "a transcription model"}.get(kind, "a chat model")
+    results = [guarded("completion", lambda: check_completion(client, target, max_len)) if chat
+               else CheckResult("completion", SKIP, f"{model} answers no chat")]
+    if not chat:
+        results.append(CheckResult("tool-calling", SKIP, f"{model} calls no tools"))
+    elif target.toolCalling:
+        results.append(guarded("tool-calling", lambda: check_tool_calling(client, target, max_len)))
+    else:
+        results.append(CheckResult("tool-calling", SKIP, "not routed to tool calling"))
+    results.append(CheckResult("context-length", SKIP, f"{model} takes audio, not a prompt") if transcription
+                   else guarded("context-length", lambda: check_context(client, target, options, server_max)))
+    results.append(guarded("embeddings", lambda: check_embeddings(client, target)) if embeddings
+                   else CheckResult("embeddings", SKIP, model))
+    results.append(guarded("transcription", lambda: check_transcription(client, target, clip_bytes(options.clip)))
+                   if transcription else CheckResult("transcription", SKIP, f"{model} transcribes no audio"))
+    return results
 
 
 def verify(target: Target, options: Options | None = None) -> Report:
@@ -901,18 +991,7 @@ def verify(target: Target, options: Options | None = None) -> Report:
     server_max = server_max if isinstance(server_max, int) and not isinstance(server_max, bool) else None
     # The smaller of the configured and the served length bounds what a request may ask for.
     max_len = min((n for n in (target.maxModelLen, server_max) if n), default=None)
-    chat = target.kind == "chat"
-    results.append(guarded("completion", lambda: check_completion(client, target, max_len)) if chat
-                   else CheckResult("completion", SKIP, "an embedding model answers no chat"))
-    if not chat:
-        results.append(CheckResult("tool-calling", SKIP, "an embedding model calls no tools"))
-    elif target.toolCalling:
-        results.append(guarded("tool-calling", lambda: check_tool_calling(client, target, max_len)))
-    else:
-        results.append(CheckResult("tool-calling", SKIP, "not routed to tool calling"))
-    results.append(guarded("context-length", lambda: check_context(client, target, options, server_max)))
-    results.append(guarded("embeddings", lambda: check_embeddings(client, target)) if not chat
-                   else CheckResult("embeddings", SKIP, "a chat model"))
+    results += kind_checks(client, target, options, server_max, max_len)
     return scrubbed(report, target.apiKey)
 
 
@@ -962,7 +1041,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--base-url", required=True, help="OpenAI-compatible base, e.g. http://my-model:8000/v1")
     parser.add_argument("--model", required=True, help="the served model name")
     parser.add_argument("--name", help="the litellmModelName, when it differs from --model")
-    parser.add_argument("--kind", choices=("chat", "embeddings"), default="chat")
+    parser.add_argument("--kind", choices=KINDS, default="chat")
+    parser.add_argument("--clip", help=f"audio file for the transcription check (default: {CLIP_NAME} beside this file)")
     parser.add_argument("--tool-calling", action="store_true")
     parser.add_argument("--reasoning", action="store_true", help="the server runs a reasoning parser")
     parser.add_argument("--max-model-len", type=int)
@@ -974,7 +1054,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         split_base_url(args.base_url)
-        options = Options(args.connect_timeout, args.timeout, args.context_fraction)
+        options = Options(args.connect_timeout, args.timeout, args.context_fraction, clip=args.clip)
     except ValueError as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
         return 2

@@ -10,6 +10,7 @@ on failure, its termination message (`kubectl describe pod`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from planner.model_plan import CheckPlan
 
 SCRIPT = Path(endpoint_checker.__file__).resolve()
 SCRIPT_KEY = SCRIPT.name
+CLIP = SCRIPT.with_name(endpoint_checker.CLIP_NAME)  # the transcription check's speech clip, mounted beside the script
 COMPONENT = "kindo-models-endpoint-check"
 
 
@@ -41,16 +43,17 @@ def check_script() -> str:
 
 
 def check_script_config_map(namespace: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None) -> k8s.core.v1.ConfigMap:
-    """One ConfigMap with the checker for every Job of the namespace; its name carries the script's digest, so
-    a new checker is a new ConfigMap and the Jobs that mount it are new Jobs."""
-    script = check_script()
-    digest = hashlib.sha256(script.encode()).hexdigest()[:10]
+    """One ConfigMap with the checker (and its speech clip) for every Job of the namespace; its name carries their
+    digest, so a new checker is a new ConfigMap and the Jobs that mount it are new Jobs."""
+    script, clip = check_script(), CLIP.read_bytes()
+    digest = hashlib.sha256(script.encode() + clip).hexdigest()[:10]
     return k8s.core.v1.ConfigMap(
         "endpoint-check-script",
         metadata=k8s.meta.v1.ObjectMetaArgs(name=f"kindo-models-verify-{digest}", namespace=namespace,
                                             labels={"app.kubernetes.io/name": COMPONENT,
                                                     "app.kubernetes.io/managed-by": "pulumi"}),
         data={SCRIPT_KEY: script},
+        binary_data={CLIP.name: base64.b64encode(clip).decode()},
         opts=opts,
     )
 

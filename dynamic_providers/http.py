@@ -1,4 +1,4 @@
-"""A small JSON-over-HTTP client shared by the dynamic providers (Kindo admin API, Unleash admin API).
+r"""A small JSON-over-HTTP client shared by the dynamic providers (Kindo admin API, Unleash admin API).
 
 Every call needs the same things, done the same way, so they live here:
 - a (connect, read) timeout, always;
@@ -9,18 +9,24 @@ Every call needs the same things, done the same way, so they live here:
   request; see reference/kindo-admin-api.md). Never after a read timeout or a dropped connection: the
   server may have acted, and a repeat would act twice;
 - errors that name the method, the path (never the full URL), the status and the server's own message,
-  and never a secret: every text that leaves this module goes through `redact`.
+  and never a secret: every text that leaves this module goes through `redact`, which knows every escaping a
+  server may echo a secret in (JSON `\/` and `\uXXXX`, URL encoding, HTML entities, base64);
+- a 2xx answer is the API's own JSON or nothing: an HTML page or other text with a 2xx status (a login or SSO
+  proxy in front of the API answers like that) is an error of kind "not-json" that names the likely cause, so a
+  caller never reads it as "gone" or "done". Calls whose API answers with an empty body say so (`empty_ok`).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import random
 import re
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
@@ -38,19 +44,62 @@ _sleep = time.sleep
 
 
 # --------------------------------------------------------------------------------------------- redaction
-def _variants(secret: str) -> list[str]:
-    """The forms a secret takes in text we may see: as is, JSON-escaped, URL-encoded."""
-    forms = {secret, json.dumps(secret)[1:-1], quote(secret, safe="")}
-    return sorted((f for f in forms if f), key=len, reverse=True)
+_HTML_NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
+BASE64_CORE_MIN = 8  # shorter base64 fragments are too common in ordinary text to scrub
+
+
+def _hex(value: int, digits: int) -> str:
+    """A regex for `value` in hex, either case (servers write both %2F and %2f)."""
+    text = f"{value:0{digits}x}"
+    return "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in text)
+
+
+def _char_pattern(char: str) -> str:
+    """Every way one character of a secret may be written in text a server sends back."""
+    code = ord(char)
+    units = [code] if code < 0x10000 else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)]
+    forms = [
+        re.escape(char),
+        r"\\+" + re.escape(char),  # backslash-escaped, once or repeatedly: JSON's optional \/ and worse
+        "".join(r"\\+u" + _hex(unit, 4) for unit in units),  # JSON / JavaScript unicode escapes
+        "".join("%(?:25)*" + _hex(byte, 2) for byte in char.encode()),  # URL encoding, also double-encoded
+        f"&#0*{code};", f"&#[xX]0*{_hex(code, 1)};",  # HTML numeric entities
+    ]
+    if char in _HTML_NAMED:
+        forms.append(re.escape(_HTML_NAMED[char]))
+    if char == " ":
+        forms.append(r"\+")  # form encoding
+    return "(?:" + "|".join(forms) + ")"
+
+
+@functools.lru_cache(maxsize=256)
+def _secret_pattern(secret: str) -> re.Pattern[str]:
+    return re.compile("".join(_char_pattern(c) for c in secret))
+
+
+def base64_cores(secret: str) -> list[str]:
+    """The parts of base64 text that encode `secret` wherever it sits in the encoded bytes (alone, or inside
+    `user:secret` as HTTP Basic auth writes it): one core per byte offset modulo 3, standard and URL-safe."""
+    data = secret.encode()
+    cores: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode()
+        first_group = -(-offset // 3)  # the first 3-byte group made of secret bytes only
+        last_group = (offset + len(data)) // 3  # groups before this one are complete
+        core = encoded[4 * first_group: 4 * last_group]
+        if len(core) >= BASE64_CORE_MIN:
+            cores.update({core, core.replace("+", "-").replace("/", "_")})
+    return sorted(cores, key=len, reverse=True)
 
 
 def redact(text: str, secrets: Iterable[Optional[str]]) -> str:
-    """`text` with every known secret value (and anything after `Bearer `) replaced by [REDACTED]."""
+    """`text` with every known secret (in any escaping or encoding) and anything after `Bearer ` replaced."""
     if not text:
         return text
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        for form in _variants(secret):
-            text = text.replace(form, REDACTED)
+        text = _secret_pattern(secret).sub(REDACTED, text)
+        for core in base64_cores(secret):
+            text = text.replace(core, REDACTED)
     return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
@@ -108,16 +157,27 @@ class HttpResponse:
     status: int
     text: str
     data: Any  # parsed JSON, or None when the body is not JSON
+    content_type: str = ""
+    location: str = ""  # where a redirect points (scheme and host only)
 
     def snippet(self) -> str:
         return shorten(self.text) if self.text.strip() else "(empty body)"
+
+    @property
+    def is_json(self) -> bool:
+        return self.data is not None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.text.strip()
 
 
 class HttpError(Exception):
     """A call that did not succeed. `str()` is the message; its first line says what failed and how.
 
-    kind: "status" (the server answered non-2xx), "refused" (no connection could be opened),
-    "connect-timeout", "read-timeout", "dropped" (connection lost before a full answer), "tls", "config".
+    kind: "status" (the server answered non-2xx), "not-json" (a 2xx whose body is not the API's JSON: a proxy or
+    login page, most likely), "refused" (no connection could be opened), "connect-timeout", "read-timeout",
+    "dropped" (connection lost before a full answer), "tls", "config".
     """
 
     def __init__(
@@ -147,6 +207,15 @@ class HttpError(Exception):
     def maybe_processed(self) -> bool:
         """True when some attempt may have reached the server's application without us seeing the answer."""
         return self.uncertain_attempts > 0
+
+    @property
+    def from_api(self) -> bool:
+        """True when the answer is the API's own JSON error (not a proxy's page, not a transport failure)."""
+        return self.kind == "status" and self.data is not None
+
+    def names(self, value: str) -> bool:
+        """True when the API's own error body mentions `value` (e.g. which model ID it does not know)."""
+        return self.from_api and bool(value) and value in json.dumps(self.data)
 
 
 def server_message(data: Any, text: str) -> str:
@@ -254,11 +323,13 @@ class JsonClient:
         *,
         idempotent: Optional[bool] = None,
         secrets: Iterable[Optional[str]] = (),
+        empty_ok: bool = False,
     ) -> HttpResponse:
-        """Send, retrying where safe; return the 2xx answer or raise HttpError.
+        """Send, retrying where safe; return the 2xx JSON answer or raise HttpError.
 
         `idempotent` defaults from the method (GET/HEAD/PUT/DELETE/OPTIONS). `secrets` adds values to
-        scrub from errors for this call (e.g. API keys inside the body that a server might echo)."""
+        scrub from errors for this call (e.g. API keys inside the body that a server might echo). `empty_ok`:
+        this call's API answers success with an empty body; any other non-JSON 2xx is still an error."""
         method = method.upper()
         idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         known = [*self._secrets, *(s for s in secrets if s)]
@@ -279,15 +350,18 @@ class JsonClient:
                 raise self._transport_error(method, path, kind, exc, attempt, uncertain, idempotent, known) from None
             response = _read(answer, known)
             if 200 <= response.status < 300:
-                return response
+                if response.is_json or (empty_ok and response.is_empty):
+                    return response
+                uncertain += not idempotent  # a processed request may hide behind a broken answer
+                raise self._not_json_error(method, path, response, attempt, uncertain, known)
             if self._status_retryable(response, idempotent) and self._backoff(
                     attempt, started, answer.headers.get("Retry-After")):
                 continue
             raise self._status_error(method, path, response, attempt, uncertain, known)
 
     def post(self, path: str, body: Any, *, idempotent: bool = False,
-             secrets: Iterable[Optional[str]] = ()) -> HttpResponse:
-        return self.request("POST", path, body, idempotent=idempotent, secrets=secrets)
+             secrets: Iterable[Optional[str]] = (), empty_ok: bool = False) -> HttpResponse:
+        return self.request("POST", path, body, idempotent=idempotent, secrets=secrets, empty_ok=empty_ok)
 
     def get(self, path: str) -> HttpResponse:
         return self.request("GET", path)
@@ -329,10 +403,26 @@ class JsonClient:
         _sleep(wait)
         return True
 
+    def _not_json_error(self, method: str, path: str, response: HttpResponse, attempts: int,
+                        uncertain: int, known: list[str]) -> HttpError:
+        what = "an empty body" if response.is_empty else f"a {_body_kind(response)} that is not JSON"
+        message = (f"{self.service} {method} {path} failed: HTTP {response.status} with {what}, not the "
+                   f"{self.service} API's JSON. Something in front of the API answered instead, most likely a proxy "
+                   f"or a login (SSO) page: point the URL at the API itself, or let this machine through that proxy."
+                   f"\nThe answer began: {response.snippet()}")
+        return HttpError(redact(message, known), method=method, path=path, kind="not-json", status=response.status,
+                         server_message=response.snippet(), attempts=attempts, uncertain_attempts=uncertain)
+
     def _status_error(self, method: str, path: str, response: HttpResponse, attempts: int,
                       uncertain: int, known: list[str]) -> HttpError:
         said = server_message(response.data, response.text)
         hint = self.hints.get(response.status, "")
+        if 300 <= response.status < 400:
+            hint = (f"The API redirected to {response.location or 'another address'}: a login (SSO) proxy in front "
+                    "of the API, most likely; point the URL at the API itself.")
+        elif not response.is_json and not response.is_empty and not hint:
+            hint = (f"The answer is a {_body_kind(response)}, not the {self.service} API's JSON: check that the URL "
+                    "points at the API itself and not at a proxy in front of it.")
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
         message = f"{self.service} {method} {path} failed: HTTP {response.status}{tries}: {said}"
         if hint:
@@ -378,10 +468,24 @@ def _header_secrets(headers: Mapping[str, str]) -> list[str]:
     return found
 
 
+def _body_kind(response: HttpResponse) -> str:
+    """'HTML page' / 'text/plain body': what a non-JSON answer looks like, for error messages."""
+    if "html" in response.content_type or response.text.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
+        return "HTML page"
+    return f"{response.content_type or 'untyped'} body"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.hostname}" if parts.scheme and parts.hostname else ""
+
+
 def _read(answer: requests.Response, secrets: list[str]) -> HttpResponse:
     text = redact(answer.content.decode(answer.encoding or "utf-8", errors="replace"), secrets)
     try:
         data = redact_value(json.loads(answer.content), secrets) if answer.content.strip() else None
     except ValueError:
         data = None
-    return HttpResponse(status=answer.status_code, text=text, data=data)
+    content_type = (answer.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    return HttpResponse(status=answer.status_code, text=text, data=data, content_type=content_type,
+                        location=redact(_origin(answer.headers.get("Location", "")), secrets))

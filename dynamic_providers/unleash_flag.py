@@ -1,31 +1,48 @@
-"""UnleashModelFlag: the Kindo model IDs a feature flag routes to, as ONE strategy we own on that flag.
+"""UnleashModelFlag: the Kindo models a feature flag routes to, as ONE strategy a stack owns on that flag.
 
-One resource per (flag, environment). Its strategy is a 100% flexibleRollout whose title marks it as ours and
-whose single variant carries the model IDs in its payload (default: a JSON list). We create the flag if it is
-missing and enable the environment; we change only our strategy's variants, with a JSON Patch (a PUT would
-wipe its parameters and constraints); strategies and variants that people or other tools added are never
-touched. Read returns the IDs actually in Unleash, so `pulumi refresh` shows hand edits as drift and the next
-`pulumi up` restores them.
+One resource per (flag, environment). Its strategy is a 100% flexibleRollout titled `kindo-models routing:
+<owner>`, where owner is the stack's identity (`<project>/<stack>`), and its single variant carries the models in
+its payload: a JSON list of Kindo model IDs (default, seed global-model-management) or of routing names
+(litellmModelName; seed prepare-ai-models says they "match Unleash variants"), chosen by `payload` ("ids" or
+"names"). We create the flag if it is missing, revive it if it was archived, and enable the environment; we change
+only our strategy, with a JSON Patch (a PUT would wipe its parameters and constraints).
+
+What is on the flag before us decides the first `pulumi up` (a brownfield installation routed by hand or by
+kindo-cli):
+- a strategy owned by ANOTHER stack (title with another owner) in this environment: refused, never clobbered;
+  two stacks must not share one Unleash environment;
+- exactly one strategy made by hand that carries model routing, unconstrained, at 100%, whose variants all carry
+  exactly the models this stack routes (same kind: IDs or names): TAKEN OVER (re-titled as ours, its variants set
+  to ours; its parameters and constraints kept). Kindo sees the same routing before and after;
+- any other routing (several strategies, different models, constraints, a partial rollout, a disabled one):
+  stopped with a message that says exactly what to change; nothing is written.
+So a flag never ends with two strategies that both carry model routing. Strategies without variants (a
+person's gradual rollout, say) are not routing and are left alone.
+
+Drift `pulumi refresh` shows (outputs `enabled`, `archived`, `otherRouting`, and the models our variant carries):
+an archived flag (the UI's "delete": GET on its environment still answers 200, but it is gone from
+/api/client/features, so Kindo no longer sees it), an environment switched off by hand, another routing strategy
+beside ours, hand edits of our variant. The next `pulumi up` repairs the first two (revive, enable) and our
+variant, and stops with the exact action on the third.
 
 Unleash facts this relies on (reference/facts.md, verified against unleash-server 8.2.0):
-- strategy GET/PATCH by id ignore the {env} part of the URL: our strategy's environment is checked through
-  GET F/environments/{env};
+- GET of an archived feature answers 404, GET of its environment 200: both together say "archived";
+  POST of an archived name answers 409; POST /api/admin/projects/{p}/revive brings it back, disabled;
+- strategy GET/PATCH by id ignore the {env} part of the URL: our strategy's environment is checked through the
+  feature's environments;
 - deleting the last strategy of an enabled environment turns the flag off there, so deleting ours from a
   required flag is refused loudly instead;
 - there is no optimistic concurrency: we only ever write our own strategy.
 
-Keep this module path and class names stable: state refers to them by name (pickled by reference). Provider
-code in state runs for refresh and delete (pulumi#6490): bump PROVIDER_VERSION to push a fix into state.
+Keep this module path and class names stable: state refers to them by name (pickled by reference). Provider code
+in state runs for refresh and delete (pulumi#6490): bump PROVIDER_VERSION to push a fix into state.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
-from urllib.parse import quote
-
 import pulumi
 from pulumi.dynamic import (
     CheckFailure, CheckResult, ConfigureRequest, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider,
@@ -34,18 +51,22 @@ from pulumi.dynamic import (
 from pulumi.runtime import rpc
 
 from dynamic_providers.http import HttpError, JsonClient, RetryPolicy, Timeout
+from dynamic_providers.kindo_model import is_placeholder
 from dynamic_providers.props import (
     CONFIG_NAMESPACE, PROVIDER_KEY, ConfigShapeError, config_object, has_unknown, normalize, resolve_connection,
 )
+from dynamic_providers.unleash_api import (  # noqa: F401  (re-exported for callers and tests)
+    LEGACY_TITLE, TITLE_PREFIX, VARIANT_NAME, Paths, UnleashApi, UnleashError, base_url, classify, describe, is_plain,
+    title_of, values_of,
+)
 
-PROVIDER_VERSION = "1"
-OURS = "kindo-models: model routing"  # the strategy title that marks the one strategy this resource owns
-VARIANT_NAME = "kindo-models"
-PAYLOAD_TYPES = ("json", "csv", "string")
+# 2: owner identity in the title, takeover of hand routing, archived/disabled drift, names payload.
+PROVIDER_VERSION = "2"
+PAYLOADS = ("ids", "names")
 IDENTITY_FIELDS = ("flag", "environment", "project")  # a different flag/environment/project is another resource
-UPDATE_FIELDS = ("modelIds", "payloadType", "required", "providerVersion")
+UPDATE_FIELDS = ("owner", "modelIds", "modelNames", "payload", "required", "providerVersion")
 INPUT_FIELDS = IDENTITY_FIELDS + UPDATE_FIELDS
-FLAG_NAME = re.compile(r"^[A-Za-z0-9_.~-]+$")  # Unleash feature names must be URL-friendly
+OBSERVED_FIELDS = ("enabled", "archived", "otherRouting")  # read from Unleash; drift in them makes an update
 CONNECTION_SOURCES = {
     "url": ("UNLEASH_URL", f"{CONFIG_NAMESPACE}:unleash.url"),
     "token": ("UNLEASH_API_TOKEN", f"{CONFIG_NAMESPACE}:unleashApiToken (secret)"),
@@ -54,7 +75,7 @@ AUTH_HINT = (f"Check the Unleash token: {CONFIG_NAMESPACE}:unleashApiToken in th
              "personal access token, `pulumi config set --secret`), or UNLEASH_API_TOKEN outside a stack")
 
 
-class UnleashFlagError(Exception):
+class UnleashFlagError(UnleashError):
     """An Unleash flag operation that failed; the first line says what and what to do."""
 
 
@@ -71,78 +92,122 @@ class UnleashConnection:
             raise UnleashFlagError(f"{CONFIG_NAMESPACE}:unleash.url (or UNLEASH_URL) is not usable. {e}") from None
 
 
-def base_url(url: str) -> str:
-    """The server's base URL: a trailing /api (as in client SDK settings) is accepted and removed."""
-    url = url.strip().rstrip("/")
-    return url[: -len("/api")] if url.endswith("/api") else url
+def carried(inputs: Mapping[str, Any]) -> list[str]:
+    """What our variant carries: the model IDs, or their routing names."""
+    return list(inputs.get("modelNames") or []) if inputs.get("payload") == "names" else list(inputs["modelIds"])
 
 
-def payload(model_ids: Sequence[str], payload_type: str) -> dict[str, str]:
-    if payload_type == "csv":
-        return {"type": "csv", "value": ",".join(model_ids)}
-    if payload_type == "string":
-        return {"type": "string", "value": model_ids[0] if model_ids else ""}
-    return {"type": "json", "value": json.dumps(list(model_ids))}
-
-
-def model_ids_of(value: Mapping[str, Any]) -> list[str]:
-    """The model IDs in a variant payload, whatever its type (a hand edit may have changed it)."""
-    kind, text = value.get("type"), str(value.get("value", ""))
-    if kind == "json":
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return [text] if text else []
-        if isinstance(data, list):
-            return [str(item) for item in data]
-        return [str(data)]
-    if kind == "csv":
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return [text] if text else []
-
-
-def variants(model_ids: Sequence[str], payload_type: str) -> list[dict[str, Any]]:
+def variants(values: Sequence[str]) -> list[dict[str, Any]]:
     return [{"name": VARIANT_NAME, "weight": 1000, "weightType": "variable", "stickiness": "default",
-             "payload": payload(model_ids, payload_type)}]
+             "payload": {"type": "json", "value": json.dumps(list(values))}}]
 
 
 def declared(props: Mapping[str, Any]) -> dict[str, Any]:
     values = {k: normalize(props[k]) for k in INPUT_FIELDS if props.get(k) is not None}
-    values.setdefault("payloadType", "json")
+    values.setdefault("payload", "ids")
     values.setdefault("required", False)
     return values
-
-
-@dataclass(frozen=True)
-class Paths:
-    project: str
-    flag: str
-    environment: str
-
-    @property
-    def features(self) -> str:
-        return f"/api/admin/projects/{quote(self.project, safe='')}/features"
-
-    @property
-    def feature(self) -> str:
-        return f"{self.features}/{quote(self.flag, safe='')}"
-
-    @property
-    def environment_path(self) -> str:
-        return f"{self.feature}/environments/{quote(self.environment, safe='')}"
-
-    @property
-    def strategies(self) -> str:
-        return f"{self.environment_path}/strategies"
-
-    def strategy(self, strategy_id: str) -> str:
-        return f"{self.strategies}/{quote(strategy_id, safe='')}"
 
 
 def paths_of(inputs: Mapping[str, Any]) -> Paths:
     return Paths(str(inputs["project"]), str(inputs["flag"]), str(inputs["environment"]))
 
 
+# ------------------------------------------------------------------------------------------- checks
+def _identity_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
+    failures = []
+    for name in IDENTITY_FIELDS + ("owner",):
+        value = inputs.get(name)
+        if not has_unknown(value) and (not isinstance(value, str) or not value.strip()):
+            what = "the stack's identity, <project>/<stack>" if name == "owner" else "a non-empty string"
+            failures.append(CheckFailure(name, f"{name} is required: {what}"))
+    flag = inputs.get("flag")
+    if isinstance(flag, str) and flag and not Paths.valid_flag(flag):
+        failures.append(CheckFailure("flag", f"flag {flag!r} is not a valid Unleash feature name "
+                                             "(letters, digits, '_', '.', '~', '-')"))
+    return failures
+
+
+def _list_failure(inputs: Mapping[str, Any], key: str, what: str) -> Optional[CheckFailure]:
+    value = inputs.get(key)
+    if has_unknown(value) or (value is None and key == "modelNames"):
+        return None
+    if not isinstance(value, list) or not all(isinstance(i, str) and i for i in value):
+        return CheckFailure(key, f"{key} must be a list of {what} (non-empty strings)")
+    return None
+
+
+def _model_failures(inputs: Mapping[str, Any]) -> list[CheckFailure]:
+    failures = [f for f in (_list_failure(inputs, "modelIds", "Kindo model IDs"),
+                            _list_failure(inputs, "modelNames", "routing names (litellmModelName)")) if f]
+    ids, names, kind = inputs.get("modelIds"), inputs.get("modelNames"), inputs.get("payload", "ids")
+    for index, model_id in enumerate(ids if isinstance(ids, list) else []):
+        if is_placeholder(model_id):
+            failures.append(CheckFailure("modelIds", f"modelIds[{index}] {model_id!r} is a Kindo model whose "
+                                         "registration outcome is unknown; nothing is routed to it. Answer that "
+                                         "model's error (kindoModelId or confirmNotRegistered on its entry), then run "
+                                         "`pulumi up` again."))
+    if not has_unknown(kind) and kind not in PAYLOADS:
+        failures.append(CheckFailure("payload", f"payload {kind!r} is not one of {', '.join(PAYLOADS)} (model IDs, "
+                                                "or routing names)"))
+    elif kind == "names" and names is None:
+        failures.append(CheckFailure("modelNames", "payload 'names' needs modelNames: the routing names of the models "
+                                                   "in modelIds, in the same order"))
+    if isinstance(ids, list) and isinstance(names, list) and not has_unknown(ids) and not has_unknown(names) \
+            and len(ids) != len(names):
+        failures.append(CheckFailure("modelNames", f"modelNames has {len(names)} names for {len(ids)} modelIds; "
+                                                   "give one routing name per model, in the same order"))
+    return failures
+
+
+# ------------------------------------------------------------------------------------------ messages
+def _other_kind(inputs: Mapping[str, Any]) -> list[str]:
+    """The same models as the other payload kind would carry them (for telling a kind mismatch apart)."""
+    return list(inputs.get("modelIds") or []) if inputs.get("payload") == "names" else list(inputs.get("modelNames") or [])
+
+
+def _kind_words(inputs: Mapping[str, Any], other: bool = False) -> str:
+    names = (inputs.get("payload") == "names") != other
+    return "routing names" if names else "model IDs"
+
+
+def _other_stack_error(paths: Paths, strategy: Mapping[str, Any]) -> UnleashFlagError:
+    return UnleashFlagError(
+        f"flag {paths.flag} in environment {paths.environment} is routed by another stack ({describe(strategy)}); "
+        "two stacks must not share one Unleash environment, and nothing was changed. Point this stack at its own "
+        f"environment ({CONFIG_NAMESPACE}:unleash.environment), or remove the other stack's routing (`pulumi destroy` "
+        "in that stack, or delete that strategy in Unleash); then run `pulumi up` again.")
+
+
+def _beside_ours_error(paths: Paths, hand: Sequence[Mapping[str, Any]]) -> UnleashFlagError:
+    listed = "; ".join(f"{describe(s)} carrying {values_of(s)}" for s in hand)
+    return UnleashFlagError(
+        f"flag {paths.flag} in environment {paths.environment} carries model routing in a strategy this stack does "
+        f"not own, beside ours: {listed}. Kindo could read either. Remove that strategy (or its variants) in Unleash, "
+        "then run `pulumi up` again; this stack never changes strategies it does not own.")
+
+
+def _no_takeover_error(paths: Paths, hand: Sequence[Mapping[str, Any]], inputs: Mapping[str, Any]) -> UnleashFlagError:
+    wanted = carried(inputs)
+    listed = "; ".join(f"{describe(s)} carrying {values_of(s)}" for s in hand)
+    if len(hand) > 1:
+        why = "several strategies carry model routing"
+    elif not is_plain(hand[0]):
+        why = "that strategy is constrained, disabled, below 100% or splits its variants"
+    elif sorted(values_of(hand[0])) == sorted(_other_kind(inputs)):
+        why = (f"it carries the same models as {_kind_words(inputs, other=True)}, and this stack is set to carry "
+               f"{_kind_words(inputs)}; set the stack's variant payload to match what Kindo reads")
+    else:
+        why = f"it carries other models than this stack routes ({wanted})"
+    return UnleashFlagError(
+        f"flag {paths.flag} in environment {paths.environment} is already routed by hand or by another tool "
+        f"({listed}), and this stack cannot take that routing over: {why}. Nothing was changed. Either make the stack "
+        f"route exactly those models to {paths.flag} for its first `pulumi up` (the routing report prints a snippet), "
+        "or reduce that routing in Unleash to one unconstrained strategy at 100% (or remove its variants); then run "
+        "`pulumi up` again.")
+
+
+# ------------------------------------------------------------------------------------------ provider
 class UnleashFlagProvider(ResourceProvider):
     """Nothing secret is ever stored on this object before it is pickled into state: configure() runs in the
     provider host, after unpickling, and __getstate__ drops what it stored in case the object is pickled again."""
@@ -173,177 +238,112 @@ class UnleashFlagProvider(ResourceProvider):
                                    f"secret `{CONFIG_NAMESPACE}:unleashApiToken`, or the environment variables)")
         return UnleashConnection(base_url(values["url"]), values["token"])
 
+    def _reader(self) -> UnleashApi:
+        return UnleashApi(self.connection().client(self.timeout, self.retry), UnleashFlagError)
+
     # -- check / diff
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {k: v for k, v in news.items() if k != PROVIDER_KEY}
-        failures: list[CheckFailure] = []
-        for name in IDENTITY_FIELDS:
-            value = inputs.get(name)
-            if has_unknown(value):
-                continue
-            if not isinstance(value, str) or not value.strip():
-                failures.append(CheckFailure(name, f"{name} is required: a non-empty string"))
-        flag = inputs.get("flag")
-        if isinstance(flag, str) and flag and not FLAG_NAME.match(flag):
-            failures.append(CheckFailure("flag", f"flag {flag!r} is not a valid Unleash feature name "
-                                                 "(letters, digits, '_', '.', '~', '-')"))
-        ids = inputs.get("modelIds")
-        if not has_unknown(ids):
-            if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
-                failures.append(CheckFailure("modelIds", "modelIds must be a list of Kindo model IDs (strings)"))
-        kind = inputs.get("payloadType", "json")
-        if not has_unknown(kind) and kind not in PAYLOAD_TYPES:
-            failures.append(CheckFailure("payloadType", f"payloadType {kind!r} is not one of {', '.join(PAYLOAD_TYPES)}"))
-        elif kind == "string" and isinstance(ids, list) and len(ids) != 1 and not has_unknown(ids):
-            failures.append(CheckFailure("payloadType", "payloadType 'string' carries exactly one model ID"))
-        return CheckResult(inputs, failures)
+        inputs = {k: v for k, v in news.items() if k != PROVIDER_KEY and k not in OBSERVED_FIELDS + ("strategyId",)}
+        return CheckResult(inputs, _identity_failures(inputs) + _model_failures(inputs))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old, new = declared(olds), {k: v for k, v in news.items() if k != PROVIDER_KEY}
-        new.setdefault("payloadType", "json")
+        new.setdefault("payload", "ids")
         new.setdefault("required", False)
         changed = [k for k in INPUT_FIELDS if has_unknown(new.get(k)) or normalize(new.get(k)) != old.get(k)]
+        drifted = olds.get("enabled") is False or olds.get("archived") is True or bool(olds.get("otherRouting"))
         replaces = [k for k in changed if k in IDENTITY_FIELDS]
-        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
+        return DiffResult(changes=bool(changed) or drifted, replaces=replaces, delete_before_replace=False)
 
     # -- create / update / read / delete
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = declared(props)
-        paths = paths_of(inputs)
-        with self.connection().client(self.timeout, self.retry) as client:
-            self._ensure_feature(client, paths)
-            environment = self._environment(client, paths)
-            strategy = ours_in(environment)
-            if strategy is None:
-                strategy_id = self._add_strategy(client, paths, inputs)
-            else:  # ours already there (a lost answer, or state lost): adopt it instead of adding a second
-                strategy_id = str(strategy["id"])
-                self._set_variants(client, paths, strategy_id, inputs)
-            self._enable(client, paths, environment)
-        return CreateResult(strategy_id, {**inputs, "strategyId": strategy_id})
+        with self._reader() as reader:
+            strategy_id = self._converge(reader, paths_of(inputs), inputs, None)
+        return CreateResult(strategy_id, _outputs(inputs, strategy_id))
 
     def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = declared(news)
-        paths = paths_of(inputs)
-        with self.connection().client(self.timeout, self.retry) as client:
-            environment = self._environment(client, paths)
-            strategy = ours_in(environment, id_)
-            if strategy is None:  # removed by hand: put ours back
-                self._ensure_feature(client, paths)
-                strategy_id = self._add_strategy(client, paths, inputs)
-            else:
-                strategy_id = str(strategy["id"])
-                current = _payload_of(strategy)
-                if model_ids_of(current) != inputs["modelIds"] or current.get("type") != inputs["payloadType"]:
-                    self._set_variants(client, paths, strategy_id, inputs)
-            self._enable(client, paths, environment)
-        return UpdateResult({**inputs, "strategyId": strategy_id})
+        with self._reader() as reader:
+            strategy_id = self._converge(reader, paths_of(inputs), inputs, id_)
+        return UpdateResult(_outputs(inputs, strategy_id))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = declared(props)
         paths = paths_of(inputs)
-        with self.connection().client(self.timeout, self.retry) as client:
-            strategy = ours_in(self._environment(client, paths), id_)
-        if strategy is None:
+        with self._reader() as reader:
+            view = reader.flag(paths)
+        routing = classify(view.strategies, title_of(inputs.get("owner", "")), id_, LEGACY_TITLE)
+        if routing.ours is None:
             return ReadResult("", {})  # gone: the engine drops it from state and a later `up` recreates it
-        found = {**inputs, "modelIds": model_ids_of(_payload_of(strategy)),
-                 "payloadType": _payload_of(strategy).get("type", inputs["payloadType"])}
-        return ReadResult(str(strategy["id"]), {**found, "strategyId": str(strategy["id"])}, found)
+        found = {**inputs, ("modelNames" if inputs["payload"] == "names" else "modelIds"): values_of(routing.ours, VARIANT_NAME)}
+        observed = {"enabled": view.enabled, "archived": view.archived,
+                    "otherRouting": [describe(s) for s in routing.other_stacks + routing.hand]}
+        strategy_id = str(routing.ours["id"])
+        return ReadResult(strategy_id, {**found, **observed, "strategyId": strategy_id}, found)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         inputs = declared(props)
         paths = paths_of(inputs)
-        with self.connection().client(self.timeout, self.retry) as client:
-            environment = self._environment(client, paths)
-            if environment is None:
-                return  # the flag is gone already
-            strategies = environment.get("strategies") or []
-            ours = [s for s in strategies if str(s.get("id")) == id_ or s.get("title") == OURS]
-            if not ours:
-                return
-            others = [s for s in strategies if s not in ours]
-            if inputs.get("required") and environment.get("enabled") and not others:
+        with self._reader() as reader:
+            view = reader.flag(paths)
+            routing = classify(view.strategies, title_of(inputs.get("owner", "")), id_, LEGACY_TITLE)
+            if routing.ours is None:
+                return  # the flag or our strategy is gone already
+            others = [s for s in view.strategies if s is not routing.ours]
+            if inputs.get("required") and view.enabled and not others:
                 raise UnleashFlagError(
                     f"refusing to remove the routing of required flag {paths.flag} in {paths.environment}: it is its "
                     f"only strategy, and Unleash would turn the flag off, leaving Kindo without a model for it. Route "
                     f"a model to {paths.flag} in the stack, or, to leave the flag as it is, drop the resource from "
                     "state with `pulumi state delete <urn>`.")
-            for strategy in ours:
-                try:
-                    client.request("DELETE", paths.strategy(str(strategy["id"])))
-                except HttpError as e:
-                    if e.status != 404:
-                        raise UnleashFlagError(f"could not remove our strategy from {paths.flag} in {paths.environment}."
-                                               f"\n{e}") from None
+            for strategy in [routing.ours, *routing.duplicates]:
+                reader.remove_strategy(paths, str(strategy["id"]))
 
-    # -- Unleash calls
-    def _environment(self, client: JsonClient, paths: Paths) -> Optional[dict[str, Any]]:
-        try:
-            return client.get(paths.environment_path).data
-        except HttpError as e:
-            if e.status == 404:
-                return None
-            raise UnleashFlagError(f"could not read flag {paths.flag} in {paths.environment}.\n{e}") from None
+    # -- the one write path of create and update
+    def _converge(self, reader: UnleashApi, paths: Paths, inputs: Mapping[str, Any], strategy_id: Optional[str]) -> str:
+        """Make the flag carry our routing in one strategy we own; refuse whatever is not ours to change."""
+        view = reader.ensure_live(paths)
+        title = title_of(str(inputs["owner"]))
+        routing = classify(view.strategies, title, strategy_id, LEGACY_TITLE)
+        if routing.other_stacks:
+            raise _other_stack_error(paths, routing.other_stacks[0])
+        if routing.ours is not None and routing.hand:
+            raise _beside_ours_error(paths, routing.hand)
+        if routing.ours is None and routing.hand:
+            ours = self._take_over(reader, paths, routing.hand, inputs)
+        elif routing.ours is None:
+            ours = {"id": reader.add_strategy(paths, title, variants(carried(inputs)))}
+        else:
+            ours = routing.ours
+            self._keep_ours(reader, paths, ours, title, inputs)
+        for extra in routing.duplicates:  # a second strategy with our title (an earlier lost answer): ours too
+            reader.remove_strategy(paths, str(extra["id"]))
+        if not view.enabled:
+            reader.enable(paths)
+        return str(ours["id"])
 
-    def _ensure_feature(self, client: JsonClient, paths: Paths) -> None:
-        try:
-            client.get(paths.feature)
-            return
-        except HttpError as e:
-            if e.status != 404:
-                raise UnleashFlagError(f"could not read flag {paths.flag} in project {paths.project}.\n{e}") from None
-        try:
-            client.post(paths.features, {"name": paths.flag, "type": "release",
-                                         "description": "Kindo model routing (variants managed by kindo-models)"},
-                        idempotent=True)  # a second create answers 409, handled below
-        except HttpError as e:
-            if e.status != 409:
-                raise UnleashFlagError(f"could not create flag {paths.flag} in project {paths.project}.\n{e}") from None
+    @staticmethod
+    def _take_over(reader: UnleashApi, paths: Paths, hand: Sequence[Mapping[str, Any]],
+                   inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        strategy = hand[0]
+        if len(hand) > 1 or not is_plain(strategy) or sorted(values_of(strategy)) != sorted(carried(inputs)):
+            raise _no_takeover_error(paths, hand, inputs)
+        reader.patch_strategy(paths, str(strategy["id"]), title_of(str(inputs["owner"])), variants(carried(inputs)))
+        return strategy
 
-    def _add_strategy(self, client: JsonClient, paths: Paths, inputs: Mapping[str, Any]) -> str:
-        body = {"name": "flexibleRollout", "title": OURS,
-                "parameters": {"rollout": "100", "stickiness": "default", "groupId": paths.flag},
-                "constraints": [], "variants": variants(inputs["modelIds"], inputs["payloadType"])}
-        try:
-            return str(client.post(paths.strategies, body).data["id"])
-        except HttpError as e:
-            if e.maybe_processed:  # the answer was lost: the strategy may exist, find it by its title
-                found = ours_in(self._environment(client, paths))
-                if found is not None:
-                    return str(found["id"])
-            raise UnleashFlagError(f"could not add the model routing strategy to {paths.flag} in "
-                                   f"{paths.environment}.\n{e}") from None
-
-    def _set_variants(self, client: JsonClient, paths: Paths, strategy_id: str, inputs: Mapping[str, Any]) -> None:
-        patch = [{"op": "replace", "path": "/variants", "value": variants(inputs["modelIds"], inputs["payloadType"])}]
-        try:
-            client.request("PATCH", paths.strategy(strategy_id), patch, idempotent=True)
-        except HttpError as e:
-            raise UnleashFlagError(f"could not update the model IDs of {paths.flag} in {paths.environment}.\n{e}") from None
-
-    def _enable(self, client: JsonClient, paths: Paths, environment: Optional[Mapping[str, Any]]) -> None:
-        """Turn the environment on unless the environment as just read says it is (adding a strategy does not change it)."""
-        if environment is not None and environment.get("enabled"):
-            return
-        try:
-            client.post(f"{paths.feature}/environments/{quote(paths.environment, safe='')}/on", None, idempotent=True)
-        except HttpError as e:
-            raise UnleashFlagError(f"could not enable {paths.flag} in {paths.environment}.\n{e}") from None
+    @staticmethod
+    def _keep_ours(reader: UnleashApi, paths: Paths, ours: Mapping[str, Any], title: str,
+                   inputs: Mapping[str, Any]) -> None:
+        wanted = variants(carried(inputs))
+        same_values = values_of(ours, VARIANT_NAME) == carried(inputs) and len(ours.get("variants") or []) == 1
+        if ours.get("title") != title or not same_values:
+            reader.patch_strategy(paths, str(ours["id"]), title if ours.get("title") != title else None,
+                                  None if same_values else wanted)
 
 
-def ours_in(environment: Optional[Mapping[str, Any]], strategy_id: Optional[str] = None) -> Optional[dict[str, Any]]:
-    """Our strategy in an environment as GET F/environments/{env} returns it: by id, else by our title. Read
-    through the environment because a strategy URL answers for any environment's strategy."""
-    strategies = (environment or {}).get("strategies") or []
-    by_id = [s for s in strategies if strategy_id and str(s.get("id")) == strategy_id]
-    by_title = [s for s in strategies if s.get("title") == OURS]
-    return (by_id or by_title or [None])[0]
-
-
-def _payload_of(strategy: Mapping[str, Any]) -> dict[str, Any]:
-    ours = [v for v in strategy.get("variants") or [] if v.get("name") == VARIANT_NAME]
-    chosen = ours or list(strategy.get("variants") or [])
-    return dict(chosen[0].get("payload") or {}) if chosen else {}
+def _outputs(inputs: Mapping[str, Any], strategy_id: str) -> dict[str, Any]:
+    return {**inputs, "strategyId": strategy_id, "enabled": True, "archived": False, "otherRouting": []}
 
 
 @dataclass
@@ -351,19 +351,30 @@ class UnleashModelFlagArgs:
     flag: pulumi.Input[str]
     environment: pulumi.Input[str]
     project: pulumi.Input[str]
-    model_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
-    payload_type: str = "json"
+    model_ids: pulumi.Input[Sequence[pulumi.Input[str]]]  # KindoModel.modelId outputs, in routing order
     required: bool = False  # a required flag's routing is never silently removed
+    # The stack's identity, "<project>/<stack>"; default: the running program's own.
+    owner: Optional[pulumi.Input[str]] = None
+    # KindoModel.routingName outputs of the same models, in the same order: what the variant carries when
+    # payload is "names" (pass them always: error messages then name both).
+    model_names: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None
+    payload: str = "ids"  # "ids" | "names"
 
 
 class UnleashModelFlag(Resource, module="unleash", name="UnleashModelFlag"):
     # Dynamic resources expose outputs under their property names.
     strategyId: pulumi.Output[str]
     modelIds: pulumi.Output[list[str]]
+    enabled: pulumi.Output[bool]
+    archived: pulumi.Output[bool]
+    otherRouting: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: UnleashModelFlagArgs, opts: Optional[pulumi.ResourceOptions] = None,
                  provider: Optional[UnleashFlagProvider] = None) -> None:
-        props = {"flag": args.flag, "environment": args.environment, "project": args.project,
-                 "modelIds": args.model_ids, "payloadType": args.payload_type, "required": args.required,
-                 "providerVersion": PROVIDER_VERSION, "strategyId": None}
+        owner = args.owner if args.owner is not None else f"{pulumi.get_project()}/{pulumi.get_stack()}"
+        props = {"flag": args.flag, "environment": args.environment, "project": args.project, "owner": owner,
+                 "modelIds": args.model_ids, "modelNames": args.model_names, "payload": args.payload,
+                 "required": args.required, "providerVersion": PROVIDER_VERSION,
+                 **{key: None for key in OBSERVED_FIELDS + ("strategyId",)}}
         super().__init__(provider or UnleashFlagProvider(), name, props, opts)
+

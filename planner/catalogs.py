@@ -1,4 +1,4 @@
-"""Catalogs: GPUs and instances, model architectures, vLLM releases and parsers, flags, providers.
+"""Catalogs: GPUs and instances, model architectures, vLLM releases and parsers, flags, providers, cloud models.
 
 All of it is data under planner/data/ (see SCHEMA.md there); this module only reads it into typed
 records. Nothing here decides anything.
@@ -6,11 +6,13 @@ records. Nothing here decides anything.
 
 from __future__ import annotations
 
+import datetime
+import json
 import re
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import yaml
 from annotated_types import Ge, Gt
@@ -31,6 +33,7 @@ def _load(path: Path) -> Any:
 class Gpu:
     name: str
     memoryMiB: int
+    deviceName: str  # as CUDA names the device (nvidia-smi --query-gpu=name); vLLM's batch defaults read it
 
     @property
     def memory_bytes(self) -> int:
@@ -63,7 +66,8 @@ def instance_families(table: dict[str, "InstanceType"]) -> list[str]:
 @lru_cache(maxsize=1)
 def instances() -> dict[str, InstanceType]:
     data = _load(DATA / "instances.yaml")
-    gpus = {name: Gpu(name=name, memoryMiB=int(spec["memoryMiB"])) for name, spec in data["gpus"].items()}
+    gpus = {name: Gpu(name=name, memoryMiB=int(spec["memoryMiB"]), deviceName=str(spec["deviceName"]))
+            for name, spec in data["gpus"].items()}
     return {
         name: InstanceType(name=name, gpu=gpus[spec["gpu"]], nvme=tuple(spec.get("nvme") or (0, 0)),  # type: ignore[arg-type]
                            **{k: v for k, v in spec.items() if k not in ("gpu", "nvme")})
@@ -170,7 +174,7 @@ PositiveFloat = Annotated[float, Gt(0)]
 NonNegativeInt = Annotated[int, Ge(0)]
 NativeDtype = Literal["bfloat16", "float16", "float32", "fp8", "mxfp4", "int4"]
 AttentionKind = Literal["mha", "gqa", "mla", "sliding", "hybrid"]
-ModelKind = Literal["chat", "embedding"]
+ModelKind = Literal["chat", "embedding", "transcription"]
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,8 @@ class Architecture:
     vocabSize: Optional[PositiveInt] = None
     kvLoraRank: Optional[PositiveInt] = None
     qkRopeHeadDim: Optional[PositiveInt] = None
+    # Encoder-decoder models (Whisper): encoder positions every decoder layer attends to, cached once per request.
+    crossAttentionTokens: Optional[PositiveInt] = None
     checkpointGiB: Optional[PositiveFloat] = None
     vision: bool = False
     toolCalling: bool = False
@@ -299,112 +305,148 @@ def architectures() -> ArchitectureCatalog:
 # --------------------------------------------------------------------------- vLLM releases
 
 
-Version = tuple[int, ...]
+Version = tuple[int, ...]  # (major, minor, patch, fourth, post): 0.9.0.1 -> (0, 9, 0, 1, 0), 0.8.5.post1 -> (0, 8, 5, 0, 1)
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.post(\d+))?$")
 
 
 def parse_version(text: str | None) -> Version | None:
-    if not text:
-        return None
-    match = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.post\d+)?$", str(text).strip())
-    if not match:
-        return None
-    return tuple(int(part or 0) for part in match.groups())
+    match = _VERSION.match(str(text or "").strip())
+    return tuple(int(part or 0) for part in match.groups()) if match else None
 
 
 def format_version(version: Version) -> str:
-    return ".".join(str(part) for part in version)
+    major, minor, patch, fourth, post = (tuple(version) + (0, 0, 0, 0, 0))[:5]
+    return f"{major}.{minor}.{patch}" + (f".{fourth}" if fourth else "") + (f".post{post}" if post else "")
 
 
 @dataclass(frozen=True)
 class BatchTier:
-    """vLLM's OpenAI-server scheduler defaults for GPUs of at least this size (arg_utils batch defaults)."""
+    """vLLM's OpenAI-server scheduler defaults (EngineArgs.get_batch_defaults): the first tier whose minimum GPU
+    memory the GPU reaches and whose device-name conditions match applies."""
 
     minGpuGiB: float
     maxNumBatchedTokens: int
     maxNumSeqs: int
-    excludeGpus: tuple[str, ...] = ()
+    excludeDeviceNameContains: tuple[str, ...] = ()  # substrings of the lower-case CUDA device name
+    deviceNameContainsAny: tuple[str, ...] = ()  # up to 0.8.4 the large tier was named GPUs
+
+    def matches(self, gpu: Gpu) -> bool:
+        name = gpu.deviceName.lower()
+        if gpu.memory_bytes / 1024**3 < self.minGpuGiB or any(part in name for part in self.excludeDeviceNameContains):
+            return False
+        return not self.deviceNameContainsAny or any(part in name for part in self.deviceNameContainsAny)
+
+
+@dataclass(frozen=True)
+class ChatTemplates:
+    imageDirectory: str  # where the vllm/vllm-openai image keeps the source tree's examples/
+    files: frozenset[str]  # paths under examples/
+
+    def path(self, template: str) -> str | None:
+        """The template's path inside the image, or None when this release does not ship it."""
+        name = template.removeprefix("examples/")
+        return f"{self.imageDirectory}/{name}" if name in self.files else None
 
 
 @dataclass(frozen=True)
 class VllmRelease:
+    """One vLLM release as its own PyPI files say (planner/data/vllm_releases.json, scripts/gen_vllm_releases.py)."""
+
     version: str
+    released: str
     gpuMemoryUtilization: float
     batchTiers: tuple[BatchTier, ...]
     cudaGraphsInBudget: bool  # the CUDA-graph memory estimate is taken from the KV budget
-    nonTorchInBudget: bool  # CUDA context / NCCL / cuBLAS memory is charged to the budget
+    nonTorchInBudget: bool  # CUDA context / cuBLAS and all non-torch memory is charged to the budget
+    ncclInitInBudget: bool  # NCCL's start-up buffers are charged to the budget
+    memorySnapshot: str  # whole-device | before-distributed-init | after-distributed-init
     toolCallParsers: tuple[str, ...]
     reasoningParsers: tuple[str, ...]
-    source: str = ""
+    quantizationMethods: tuple[str, ...]
+    deprecatedQuantizationMethods: tuple[str, ...]
+    kvCacheDtypes: tuple[str, ...]
+    serveFlags: frozenset[str]
+    negatableFlags: frozenset[str]
+    chatTemplates: ChatTemplates | None  # None: not known for this release (no sdist on PyPI)
 
     def batch_tier(self, gpu: Gpu) -> BatchTier:
-        gib = gpu.memory_bytes / 1024**3
-        for tier in self.batchTiers:
-            if gib >= tier.minGpuGiB and gpu.name not in tier.excludeGpus:
-                return tier
-        return BatchTier(0, 2048, 256)  # SchedulerConfig defaults when no tier applies
+        return next((tier for tier in self.batchTiers if tier.matches(gpu)), BatchTier(0, 2048, 256))
 
 
 @dataclass(frozen=True)
 class ParserFamily:
     toolCallParsers: tuple[str, ...]
     reasoningParsers: tuple[str, ...]
+    chatTemplate: str | None = None  # examples/... that vLLM's docs ask for with this family's tool parser
 
 
-@dataclass(frozen=True)
+@dataclass
 class VllmCatalog:
     image: str
     defaultVersion: str
-    releases: dict[str, VllmRelease]
+    releases: dict[str, VllmRelease]  # by version string, oldest first
     families: dict[str, ParserFamily]
+    by_version: dict[Version, VllmRelease] = field(default_factory=dict)
 
     @property
     def default_image(self) -> str:
         return f"{self.image}:v{self.defaultVersion}"
 
-    def release_for(self, version: Version | None) -> VllmRelease | None:
-        """The catalog release with that exact version, else the newest one not newer than it."""
-        if version is None:
-            return None
-        known = sorted((parse_version(v), r) for v, r in self.releases.items() if parse_version(v))
-        candidates = [r for v, r in known if v is not None and v <= version]
-        exact = [r for v, r in known if v == version]
-        return exact[0] if exact else (candidates[-1] if candidates else None)
+    @property
+    def newest(self) -> VllmRelease:
+        return list(self.releases.values())[-1]
+
+    def release(self, version: Version) -> VllmRelease | None:
+        """The recorded release with exactly this version."""
+        return self.by_version.get(tuple(version))
+
+    def having(self, predicate: Callable[[VllmRelease], bool]) -> list[str]:
+        """The versions of the releases for which predicate holds, oldest first."""
+        return [r.version for r in self.releases.values() if predicate(r)]
+
+
+def describe_versions(versions: list[str]) -> str:
+    """A list of releases, shortened: '0.17.1 to 0.33.0 (31 releases)', or the names when few."""
+    if len(versions) <= 4:
+        return ", ".join(versions) or "none"
+    return f"{versions[0]} to {versions[-1]} ({len(versions)} releases)"
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in (value or ()))
 
 
+def _release(version: str, spec: dict[str, Any]) -> VllmRelease:
+    tiers = tuple(BatchTier(float(t["minGpuGiB"]), int(t["maxNumBatchedTokens"]), int(t["maxNumSeqs"]),
+                            _as_tuple(t.get("excludeDeviceNameContains")), _as_tuple(t.get("deviceNameContainsAny")))
+                  for t in spec["batchTiers"])
+    templates = spec.get("chatTemplates")
+    return VllmRelease(
+        version=version, released=str(spec["released"]), gpuMemoryUtilization=float(spec["gpuMemoryUtilization"]),
+        batchTiers=tiers, cudaGraphsInBudget=bool(spec["cudaGraphsInBudget"]),
+        nonTorchInBudget=bool(spec["nonTorchInBudget"]), ncclInitInBudget=bool(spec["ncclInitInBudget"]),
+        memorySnapshot=str(spec["memorySnapshot"]), toolCallParsers=_as_tuple(spec["toolCallParsers"]),
+        reasoningParsers=_as_tuple(spec["reasoningParsers"]), quantizationMethods=_as_tuple(spec["quantizationMethods"]),
+        deprecatedQuantizationMethods=_as_tuple(spec.get("deprecatedQuantizationMethods")),
+        kvCacheDtypes=_as_tuple(spec["kvCacheDtypes"]), serveFlags=frozenset(spec["serveFlags"]),
+        negatableFlags=frozenset(spec.get("negatableFlags") or ()),
+        chatTemplates=ChatTemplates(str(templates["imageDirectory"]), frozenset(templates["files"])) if templates else None,
+    )
+
+
 @lru_cache(maxsize=1)
 def vllm() -> VllmCatalog:
     data = _load(DATA / "vllm.yaml")
-    releases = {}
-    for version, spec in (data.get("versions") or {}).items():
-        tiers = tuple(
-            BatchTier(float(t["minGpuGiB"]), int(t["maxNumBatchedTokens"]), int(t["maxNumSeqs"]), _as_tuple(t.get("excludeGpus")))
-            for t in spec.get("batchTiers") or ()
-        )
-        sources = spec.get("source") or ""
-        releases[str(version)] = VllmRelease(
-            version=str(version),
-            gpuMemoryUtilization=float(spec["gpuMemoryUtilization"]),
-            batchTiers=tiers,
-            cudaGraphsInBudget=bool(spec.get("cudaGraphsInBudget", False)),
-            nonTorchInBudget=bool(spec.get("nonTorchInBudget", False)),
-            toolCallParsers=_as_tuple(spec.get("toolCallParsers")),
-            reasoningParsers=_as_tuple(spec.get("reasoningParsers")),
-            source=" ".join(sources) if isinstance(sources, list) else str(sources),
-        )
+    generated = json.loads((DATA / "vllm_releases.json").read_text(encoding="utf-8"))["releases"]
+    releases = {version: _release(version, spec) for version, spec in generated.items()}
     families = {
-        str(name): ParserFamily(_as_tuple((spec or {}).get("toolCallParsers")), _as_tuple((spec or {}).get("reasoningParsers")))
+        str(name): ParserFamily(_as_tuple((spec or {}).get("toolCallParsers")), _as_tuple((spec or {}).get("reasoningParsers")),
+                                (spec or {}).get("chatTemplate"))
         for name, spec in (data.get("families") or {}).items()
     }
-    return VllmCatalog(
-        image=str(data.get("image", "vllm/vllm-openai")),
-        defaultVersion=str(data["defaultVersion"]),
-        releases=releases,
-        families=families,
-    )
+    return VllmCatalog(image=str(data.get("image", "vllm/vllm-openai")), defaultVersion=str(data["defaultVersion"]),
+                       releases=releases, families=families,
+                       by_version={parse_version(v): r for v, r in releases.items()})  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- flags
@@ -465,7 +507,7 @@ class Provider:
     selfHosted: bool = False
     openaiCompatible: bool = False
     ambientCredential: str | None = None
-    cloudCatalogMatch: Literal["exact", "contains"] = "exact"
+    datelessPinnedFrom: str | None = None  # the generation ("4.6") from which dateless IDs are pinned versions
 
 
 @lru_cache(maxsize=1)
@@ -507,27 +549,146 @@ def quantization_formats() -> dict[str, QuantizationFormat]:
             for name, spec in data.items()}
 
 
+# --------------------------------------------------------------------------- cloud models (LiteLLM's map)
+
+
 @dataclass(frozen=True)
 class CloudModel:
-    match: str
-    contextWindow: int
-    maxOutput: int
-    vision: bool
+    """One model of LiteLLM's model map (planner/data/litellm_models.json) with the hand-kept overrides applied.
+
+    maxInput is LiteLLM's max_input_tokens: the prompt limit (for most providers also the whole window);
+    contextWindow is the total window where the provider states one larger than that (OpenAI's GPT-5: 272,000
+    input, 400,000 total). None: the map does not say.
+    """
+
+    key: str  # LiteLLM's key
+    provider: str  # LiteLLM's litellm_provider
+    mode: str | None = None  # chat, responses, embedding, audio_transcription
+    maxInput: int | None = None
+    maxOutput: int | None = None
+    contextWindow: int | None = None
+    vision: bool | None = None
+    toolCalling: bool | None = None
+    deprecationDate: datetime.date | None = None  # the day requests start failing
+    successor: str | None = None  # a LiteLLM key
+    source: str = ""  # where the figures come from: LiteLLM's release, or the override's page
+
+    @property
+    def window(self) -> int | None:
+        """The total window a contextWindow may go up to."""
+        return self.contextWindow or self.maxInput
+
+
+@dataclass(frozen=True)
+class CloudMatch:
+    """How a stack's model found its CloudModel."""
+
+    model: CloudModel  # the entry (an alias's target)
+    key: str  # the key that matched (an alias's own key when the id is an alias)
+    alias: bool  # the key is an alias of model.key (its target can change under it)
+    field: Literal["baseModel", "litellmModel"]  # which of the entry's fields matched
+    value: str  # that field's value
+
+
+# Inference-profile prefixes of Bedrock model ids (us.anthropic..., global.anthropic...): the map keeps most models
+# under both forms; where it has only the plain one, the profile's limits and dates are the model's.
+_BEDROCK_GEO = re.compile(r"^(us|eu|apac|global|jp|au|ca|in|us-gov)\.(?=[a-z0-9-]+\.)")
+# LiteLLM's Bedrock route segments (bedrock/converse/<id>, bedrock/invoke/<id>): not part of the model's id.
+_BEDROCK_ROUTES = ("converse/", "invoke/")
+_ALIAS_HOPS = 4
+
+
+@dataclass(frozen=True)
+class CloudCatalog:
+    release: str  # the LiteLLM release the map comes from
+    models: dict[str, CloudModel]
+    aliases: dict[str, str]  # alias key -> target key
+    providers: dict[str, tuple[str, ...]]  # Kindo provider display name -> LiteLLM litellm_provider values
+
+    def entry(self, key: str) -> tuple[CloudModel | None, bool]:
+        """The model behind a key (following aliases), and whether the key was an alias."""
+        seen, current = 0, key
+        while current in self.aliases and seen < _ALIAS_HOPS:
+            current, seen = self.aliases[current], seen + 1
+        return self.models.get(current), seen > 0
+
+    def successor_of(self, model: CloudModel, today: datetime.date) -> CloudModel | None:
+        """The first successor (following the chain) that is not retired by `today`; None when there is none."""
+        current, hops = model, 0
+        while current.successor and hops < 8:
+            nxt, _ = self.entry(current.successor)
+            if nxt is None:
+                return None
+            if nxt.deprecationDate is None or nxt.deprecationDate > today:
+                return nxt
+            current, hops = nxt, hops + 1
+        return None
+
+    def find(self, ids: list[tuple[Literal["baseModel", "litellmModel"], str]], provider: Provider,
+             aws_region: str | None = None) -> CloudMatch | None:
+        """The entry for the first id that has one among the provider's own models (see cloud_keys for the order).
+
+        Provider-aware: under Azure, baseModel gpt-4o is azure/gpt-4o, never OpenAI's gpt-4o; Bedrock and Vertex keep
+        their own retirement dates for the same model.
+        """
+        allowed = set(self.providers.get(provider.displayName, ()))
+        for field_name, value in ids:
+            for key in cloud_keys(value, provider, aws_region):
+                model, alias = self.entry(key)
+                if model is not None and model.provider in allowed:
+                    return CloudMatch(model, key, alias, field_name, value)
+        return None
+
+    def litellm_id(self, key: str, provider: Provider) -> str:
+        """A LiteLLM key as a stack's litellmModel for that provider (claude-sonnet-4-6 -> anthropic/claude-sonnet-4-6)."""
+        return key if key.startswith(provider.prefixes) else provider.prefixes[0] + key
+
+
+def cloud_keys(model_id: str, provider: Provider, aws_region: str | None = None) -> list[str]:
+    """The keys of LiteLLM's map a model id can be found under, most specific first.
+
+    1. the id as written (azure/gpt-4o, deepgram/nova-2, gemini/gemini-2.5-pro, vertex_ai/claude-...);
+    2. with the provider's prefix added (baseModel gpt-4o under Azure -> azure/gpt-4o);
+    3. without it (anthropic/claude-sonnet-4-6 -> claude-sonnet-4-6, openai/gpt-5 -> gpt-5);
+    Bedrock only: 4. without a route segment (bedrock/converse/...); 5. the stack's region's own entry
+    (bedrock/us-east-1/<id>); 6. without the inference-profile prefix (us.anthropic.x -> anthropic.x).
+    """
+    prefix = next((p for p in provider.prefixes if model_id.startswith(p)), None)
+    bare = model_id[len(prefix):] if prefix else model_id
+    keys = [model_id, provider.prefixes[0] + bare, bare]
+    if provider.prefixes[0] == "bedrock/":
+        for route in _BEDROCK_ROUTES:
+            bare = bare.removeprefix(route)
+        keys += [bare, f"bedrock/{bare}"]
+        if aws_region:
+            keys.append(f"bedrock/{aws_region}/{bare}")
+        plain = _BEDROCK_GEO.sub("", bare)
+        keys += [plain, f"bedrock/{plain}"]
+    return list(dict.fromkeys(keys))
+
+
+def _cloud_model(key: str, entry: dict[str, Any], source: str) -> CloudModel:
+    date = entry.get("deprecation_date")
+    return CloudModel(
+        key=key, provider=str(entry.get("provider", "")), mode=entry.get("mode"), maxInput=entry.get("max_input_tokens"),
+        maxOutput=entry.get("max_output_tokens"), contextWindow=entry.get("context_window"),
+        vision=entry.get("supports_vision"), toolCalling=entry.get("supports_function_calling"),
+        deprecationDate=datetime.date.fromisoformat(date) if date else None, successor=entry.get("successor_model"),
+        source=str(entry.get("source") or source))
 
 
 @lru_cache(maxsize=1)
-def cloud_models() -> dict[str, CloudModel]:
-    return {m["match"]: CloudModel(**m) for m in _load(DATA / "cloud_models.yaml")["models"]}
-
-
-def find_cloud_model(litellm_model: str | None, provider: Provider | None) -> CloudModel | None:
-    """The cloud catalog entry of a provider-prefixed LiteLLM id; the longest key first (gpt-4o-mini before gpt-4o)."""
-    if not litellm_model:
-        return None
-    name = litellm_model.split("/", 1)[-1]
-    table = cloud_models()
-    contains = provider is not None and provider.cloudCatalogMatch == "contains"
-    for key in sorted(table, key=len, reverse=True):
-        if name == key or (contains and key in name):
-            return table[key]
-    return None
+def cloud_catalog() -> CloudCatalog:
+    """LiteLLM's map (generated, JSON) with planner/data/cloud_model_overrides.yaml applied key by key."""
+    generated = json.loads((DATA / "litellm_models.json").read_text(encoding="utf-8"))
+    overrides = (_load(DATA / "cloud_model_overrides.yaml") or {}).get("overrides") or {}
+    release = f"LiteLLM {generated['_generated']['litellm']}"
+    merged: dict[str, tuple[dict[str, Any], str]] = {key: (entry, release) for key, entry in generated["models"].items()}
+    for key, override in overrides.items():
+        base, _ = merged.get(key, ({}, release))
+        # An override that names its own page is that page's figure; the fields it leaves alone stay LiteLLM's.
+        merged[key] = ({**base, **override}, f"{release} and {override['source']}" if base else override["source"])
+    aliases = {key: entry["alias_of"] for key, (entry, _) in merged.items() if "alias_of" in entry}
+    models = {key: _cloud_model(key, entry, source) for key, (entry, source) in merged.items() if "alias_of" not in entry}
+    providers = {name: tuple(values) for name, values in generated["providers"].items()}
+    return CloudCatalog(release=release, models=models, aliases=aliases, providers=providers)

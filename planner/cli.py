@@ -1,4 +1,4 @@
-"""`python -m planner plan --stack NAME | --config-file PATH [--json]`
+"""`python -m planner plan [STACK | FILE] [--stack NAME | --config-file PATH] [--json]`
 `python -m planner verify --stack NAME (--model LITELLM_NAME | --all) [--base-url URL] [--api-key KEY] [--json] ...`
 
 plan exit codes: 0 the plan has no errors; 1 it has errors; 2 the file cannot be read or parsed.
@@ -15,13 +15,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from planner.config import ConfigFileError, load_settings
-from planner.plan import make_plan
+from planner.findings import Finding
+from planner.loading import StackFileError, read_stack_document, stack_name_from_path
+
+# planner.config (pydantic) and planner.plan are imported when a file has been read: a file that cannot be read
+# is refused before they load, in a tenth of the time.
 
 if TYPE_CHECKING:
     from checker.endpoint_checker import Summary
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
+UNREADABLE_CODE = "stack-file-unreadable"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -31,16 +35,48 @@ def stack_path(stack: str) -> Path:
     return root / f"Pulumi.{stack}.yaml"
 
 
+PLAN_EPILOG = """STACK or FILE: a stack name (reads Pulumi.<STACK>.yaml from the project directory) or a path to a stack
+file (anything with a / or ending in .yaml/.yml), the same as --stack / --config-file.
+scripts/plan [STACK | FILE] [--json] runs this with the project's .venv, installing the planner's packages on
+first use; with neither it plans the dev stack.
+exit codes: 0 no errors, 1 the plan has errors, 2 the file cannot be read or parsed (the message says where)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m planner", description="Plan and check a kindo-models stack without Pulumi.")
     commands = parser.add_subparsers(dest="command", required=True)
-    plan = commands.add_parser("plan", help="validate a stack and show what it would deploy")
-    source = plan.add_mutually_exclusive_group(required=True)
-    source.add_argument("--stack", help="stack name: reads Pulumi.<NAME>.yaml from the project directory")
-    source.add_argument("--config-file", type=Path, help="a stack file (or a bare mapping of kindo-models keys)")
+    plan = commands.add_parser("plan", help="validate a stack and show what it would deploy",
+                               description="Validate a kindo-models stack and show what it would deploy.",
+                               epilog=PLAN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan.add_argument("target", nargs="?", metavar="STACK | FILE", help="a stack name or a stack file")
+    source = plan.add_mutually_exclusive_group()
+    source.add_argument("--stack", metavar="NAME", help="stack name: reads Pulumi.<NAME>.yaml from the project directory")
+    source.add_argument("--config-file", metavar="PATH", type=Path,
+                        help="a stack file (or a bare mapping of kindo-models keys)")
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    plan.set_defaults(command_parser=plan)
     add_verify_parser(commands)
     return parser
+
+
+def looks_like_a_path(target: str) -> bool:
+    return "/" in target or target.endswith((".yaml", ".yml")) or Path(target).is_file()
+
+
+def plan_source(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Path, str | None]:
+    """The stack file to read and the stack name (None: from the file's name), from the target or the options."""
+    if args.target and (args.stack or args.config_file):
+        parser.error(f"name the stack once: {args.target!r} and --stack/--config-file both given")
+    if args.target:
+        if looks_like_a_path(args.target):
+            return Path(args.target), None
+        return stack_path(args.target), args.target
+    if args.config_file:
+        return args.config_file, None
+    if args.stack:
+        return stack_path(args.stack), args.stack
+    parser.error("name a stack (dev, prod, ...) or a stack file: python -m planner plan dev")
+    raise AssertionError  # parser.error exits
 
 
 def positive_seconds(text: str) -> float:
@@ -80,16 +116,27 @@ def add_verify_parser(commands: argparse._SubParsersAction) -> None:
                         help="size of the context-length request, as a fraction of the max model length (default 0.9)")
 
 
-def run_plan(args: argparse.Namespace) -> int:
-    path = args.config_file if args.config_file else stack_path(args.stack)
+def unreadable_plan(stack: str, problem: StackFileError) -> dict[str, object]:
+    """`plan --json` for a file that cannot be read: the documented shape, with one error finding that says where."""
+    finding = Finding("error", UNREADABLE_CODE, problem.path, str(problem))
+    return {"stack": stack, "ok": False, "findings": [finding.to_json()], "models": [], "flags": {}, "servers": [],
+            "pools": [], "catalog": []}
+
+
+def run_plan(args: argparse.Namespace, path: Path, stack: str | None) -> int:
     try:
-        settings, findings = load_settings(path, args.stack)
-    except ConfigFileError as exc:
+        document = read_stack_document(path)
+        from planner.config import settings_from_document
+
+        settings, findings = settings_from_document(document, path, stack)
+    except StackFileError as exc:
         if args.json:
-            print(json.dumps({"stack": args.stack or str(path), "ok": False, "error": str(exc)}))
+            print(json.dumps(unreadable_plan(stack or stack_name_from_path(path), exc), separators=(",", ":")))
         else:
             print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
+    from planner.plan import make_plan
+
     plan = make_plan(settings, findings)
     if args.json:
         # Compact on purpose: indentation switches json to its pure-Python encoder (3x slower on 1,000 models).
@@ -112,6 +159,8 @@ def verify_unusable(args: argparse.Namespace, message: str) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     from checker import endpoint_checker as checker
     from planner import targets
+    from planner.config import ConfigFileError, load_settings
+    from planner.plan import make_plan
 
     if args.all and args.base_url:
         return verify_unusable(args, "--base-url names one endpoint: use it with --model, not --all")
@@ -179,9 +228,11 @@ def verify_summary(stack: str, result: Summary) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "plan":
-        return run_plan(args)
+        path, stack = plan_source(args.command_parser, args)
+        return run_plan(args, path, stack)
     if args.command == "verify":
         return run_verify(args)
     return EXIT_UNREADABLE  # argparse rejects unknown commands before this

@@ -15,18 +15,18 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, get_type_hints
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from planner.catalogs import NOT_OVERRIDABLE, Architecture, quantization_formats
 from planner.findings import Finding, error
+from planner.loading import StackFileError, read_stack_document, stack_name_from_path
 from planner.names import DEFAULT_NAMESPACE, PROJECT
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-class ConfigFileError(Exception):
-    """The stack file cannot be read or parsed; the message says where (exit code 2)."""
+# The stack file cannot be read or parsed (planner/loading.py, bounded); the message says where (exit code 2).
+ConfigFileError = StackFileError
 
 
 # --------------------------------------------------------------------------- secrets
@@ -311,6 +311,9 @@ class Settings:
     images: Images = field(default_factory=Images)
     invalid_models: int = 0
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # what was parsed (secrets as references/markers)
+    # Pulumi ESC environments the stack file imports (`environment:`): they can provide any key, secrets included,
+    # which the planner cannot see (it does not open environments).
+    escEnvironments: tuple[str, ...] = ()
 
 
 KNOWN_KEYS: dict[str, str] = {
@@ -332,34 +335,14 @@ SECRET_KEYS = ("kindoApiKey", "unleashApiToken", "huggingFaceToken")
 # --------------------------------------------------------------------------- reading
 
 
-def read_stack_file(path: Path) -> dict[str, Any]:
-    """Read a Pulumi stack file (or a bare mapping of kindo-models keys). Raises ConfigFileError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigFileError(f"{path}: no such file. Create it, or name an existing stack with --stack.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigFileError(f"{path}: cannot be read: {exc}") from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        document = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigFileError(f"{where}: not valid YAML: {problem}. Fix the indentation or quoting there.") from None
-    if document is None:
-        raise ConfigFileError(f"{path}: the file is empty. It needs a `config:` mapping with {PROJECT}: keys.")
-    if not isinstance(document, dict):
-        raise ConfigFileError(f"{path}: the top level must be a mapping (`config:` ...), not a {type(document).__name__}.")
-    return document
+read_stack_file = read_stack_document  # the stack file as a mapping, read within limits (planner/loading.py)
 
 
 def stack_config(document: dict[str, Any], path: Path) -> tuple[dict[str, Any], str | None]:
     """The `kindo-models:` keys of a stack document (namespace stripped) and `aws:region`."""
     config = document.get("config", document)
     if not isinstance(config, dict):
-        raise ConfigFileError(f"{path}: `config:` must be a mapping of keys such as {PROJECT}:models.")
+        raise ConfigFileError(str(path), f"`config:` must be a mapping of keys such as {PROJECT}:models.")
     ours: dict[str, Any] = {}
     region = None
     for key, value in config.items():
@@ -403,9 +386,36 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(current, "model_fields", {}) or [])
 
 
-def _shorten(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _shorten(value: Any, limit: int = 60) -> str:
+    """A short picture of a value for a message. Never the whole of it: a value can be huge or deeply nested (an
+    alias-built structure), and repr() would walk all of it."""
+    text = _preview(value, limit, 0)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _preview(value: Any, budget: int, depth: int) -> str:
+    """repr-like text of at most about `budget` characters, looking at most 3 levels and `budget` items deep."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"<an integer of about {int(value.bit_length() * 0.30103):,} digits>"  # str() of it can raise
+    if isinstance(value, str):
+        return repr(value[:budget + 1])
+    if not isinstance(value, (dict, list, tuple)):
+        return repr(value) if isinstance(value, (int, float, bool, type(None), datetime.date)) else f"<{type(value).__name__}>"
+    opening, closing = ("{", "}") if isinstance(value, dict) else ("[", "]")
+    if depth >= 3:
+        return opening + "..." + closing
+    items = iter(value.items()) if isinstance(value, dict) else iter(value)
+    parts: list[str] = []
+    used = 0
+    for item in items:
+        if used > budget:
+            parts.append("...")
+            break
+        piece = (f"{_preview(item[0], budget, depth + 1)}: {_preview(item[1], budget, depth + 1)}"
+                 if isinstance(value, dict) else _preview(item, budget, depth + 1))
+        parts.append(piece)
+        used += len(piece) + 2
+    return opening + ", ".join(parts) + closing
 
 
 def validation_findings(exc: ValidationError, model: type[BaseModel], prefix: str, subject: str) -> list[Finding]:
@@ -535,13 +545,34 @@ def parse_settings(raw: dict[str, Any], stack: str, region: str | None = None) -
     return settings, findings
 
 
+def esc_environments(document: dict[str, Any]) -> tuple[tuple[str, ...], list[Finding]]:
+    """The ESC environments a stack file imports: `environment: [a, b]`, or `environment: {imports: [...]}` (an
+    import may be written `name` or `{name: {merge: false}}`, as in ESC's own imports)."""
+    value = document.get("environment")
+    if value is None:
+        return (), []
+    imports = value.get("imports") if isinstance(value, dict) else value
+    names: list[str] = []
+    for item in imports if isinstance(imports, list) else [None]:
+        if isinstance(item, str) and item:
+            names.append(item)
+        elif isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item)), str):
+            names.append(next(iter(item)))
+        else:
+            return (), [error("config-invalid", "environment", "`environment:` lists the ESC environments the stack "
+                              "imports, e.g. `environment: [kindo-models/dev-secrets]`; got "
+                              f"{_shorten(value)}. Fix it as Pulumi's docs show (pulumi config env add NAME).")]
+    return tuple(names), []
+
+
 def load_settings(path: Path, stack: str | None = None) -> tuple[Settings, list[Finding]]:
-    document = read_stack_file(path)
+    return settings_from_document(read_stack_file(path), path, stack)
+
+
+def settings_from_document(document: dict[str, Any], path: Path, stack: str | None = None
+                           ) -> tuple[Settings, list[Finding]]:
     raw, region = stack_config(document, path)
-    name = stack or _stack_name_from_path(path)
-    return parse_settings(raw, name, region)
-
-
-def _stack_name_from_path(path: Path) -> str:
-    match = re.match(r"^Pulumi\.(.+)\.ya?ml$", path.name)
-    return match.group(1) if match else path.stem
+    name = stack or stack_name_from_path(path)
+    settings, findings = parse_settings(raw, name, region)
+    settings.escEnvironments, esc_findings = esc_environments(document)
+    return settings, findings + esc_findings

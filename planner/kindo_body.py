@@ -11,6 +11,11 @@ from typing import Any
 
 from planner.config import ModelEntry, SecretRef
 
+# model_info.mode per metadataType: LiteLLM's health check probes a model by its mode, and without one it sends a
+# chat completion, which an embedding or transcription endpoint refuses (the model shows unhealthy in the proxy).
+# Mode names are LiteLLM's (the `mode` of its model map: embedding, audio_transcription).
+HEALTH_CHECK_MODE = {"Embeddings": "embedding", "Transcription": "audio_transcription"}
+
 # litellmParams key -> the contract field whose secret fills it
 SECRET_PARAMS = {"api_key": "apiKey", "aws_access_key_id": "awsAccessKeyId", "aws_secret_access_key": "awsSecretAccessKey"}
 
@@ -49,8 +54,9 @@ def kindo_body(entry: ModelEntry, litellm_model: str | None, api_base: str | Non
     }
     if entry.contextWindow is not None:  # absent in the documented transcription example
         fields["contextWindow"] = entry.contextWindow
-    if entry.baseModel:
-        fields["model_info"] = {"base_model": entry.baseModel}
+    model_info = {"base_model": entry.baseModel, "mode": HEALTH_CHECK_MODE.get(entry.metadataType)}
+    if any(model_info.values()):
+        fields["model_info"] = {k: v for k, v in model_info.items() if v is not None}
     slots = {param: getattr(entry, name) if name != "apiKey" else entry.api_key for param, name in SECRET_PARAMS.items()}
     slots = {param: ref for param, ref in slots.items() if ref is not None}
     server_key = entry.vllm is not None and "api_key" not in slots and entry.apiBase is None

@@ -7,6 +7,7 @@ and collects what every check says (checks.py). The Plan it returns is all a com
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -32,6 +33,7 @@ from planner.targets import check_plan
 # Findings that the catalog view shows as a key problem in the Status column.
 KEY_STATUS = {
     "credential-missing": "key missing",
+    "credential-from-esc": "key from ESC (unchecked)",
     "api-key-missing": "key missing",
     "secret-env-unset": "key not in environment",
     "plain-text-secret": "plain-text key",
@@ -99,8 +101,14 @@ class Plan:
 
     def summary(self) -> str:
         counts = {s: sum(1 for f in self.findings if f.severity == s) for s in ("error", "warning", "info")}
-        return (f"stack {self.stack}: {len(self.models)} models, {len(self.servers)} vLLM servers, {len(self.pools)} GPU "
-                f"pools; {counts['error']} errors, {counts['warning']} warnings, {counts['info']} notes")
+
+        def count(number: int, noun: str, plural: str | None = None) -> str:
+            return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+        # "info" as the findings' own severity says it, uncountable: "1 info", "3 info".
+        return (f"stack {self.stack}: {count(len(self.models), 'model')}, {count(len(self.servers), 'vLLM server')}, "
+                f"{count(len(self.pools), 'GPU pool')}; {count(counts['error'], 'error')}, "
+                f"{count(counts['warning'], 'warning')}, {count(counts['info'], 'info', 'info')}")
 
     def catalog(self) -> list[CatalogRow]:
         """The Models page of Kindo's admin UI, as this stack will fill it."""
@@ -140,14 +148,16 @@ def stack_context(settings: Settings, specs: dict[str, FlagSpec]) -> StackContex
 
 
 def model_findings(model: ResolvedModel, settings: Settings, specs: dict[str, FlagSpec],
-                   environ: Mapping[str, str]) -> list[Finding]:
+                   environ: Mapping[str, str], today: datetime.date) -> list[Finding]:
     """What the checks say about one model's contract fields (its server is judged by plan_server)."""
     extra_providers = settings.kindo.providerDisplayNames if settings.kindo else []
     findings = list(model.findings)
-    for check in (checks.check_litellm_model, checks.check_api_base, checks.check_required_fields):
+    for check in (checks.check_litellm_model, checks.check_api_base, checks.check_required_fields,
+                  checks.check_cloud_match):
         findings += check(model)
+    findings += checks.check_model_id_pinned(model, today) + checks.check_retirement(model, today)
     findings += checks.check_types(model.entry) + checks.check_provider(model, extra_providers)
-    findings += checks.check_secrets(model, settings.credentials, environ)
+    findings += checks.check_secrets(model, settings.credentials, environ, settings.escEnvironments)
     findings += checks.check_flag_names(model.entry, specs)
     if not model.entry.verify:
         findings.append(info("verify-skipped", model.name, "verify: false: the endpoint checks are skipped for this "
@@ -163,7 +173,7 @@ def decide_model(model: ResolvedModel, context: ServerContext | None,
     if server and entry.apiBase and entry.apiBase.rstrip("/") != server.url:
         findings.append(info("api-base-overridden", model.name, f"apiBase {entry.apiBase!r} is used instead of its "
                              f"server's in-cluster URL {server.url}."))
-    findings += checks.check_context(model, server.maxContextThatFits if server else None)
+    findings += checks.check_context(model, server)
     planned = plan_model(model, server)
     if server is not None:
         planned.check = check_plan(planned, server, check_image_ref)
@@ -202,10 +212,12 @@ def plan_pools(settings: Settings, servers: list[PlannedServer],
 
 
 def make_plan(settings: Settings, findings: list[Finding] | None = None,
-              environ: Mapping[str, str] | None = None) -> Plan:
-    """environ: the environment `pulumi up` will run in, for `${VAR}` keys (default: this process's)."""
+              environ: Mapping[str, str] | None = None, today: datetime.date | None = None) -> Plan:
+    """environ: the environment `pulumi up` will run in, for `${VAR}` keys (default: this process's).
+    today: the date retirement is judged against (default: the real date; tests pin it)."""
     findings = list(findings or [])
     environ = os.environ if environ is None else environ
+    today = today or datetime.date.today()
     specs = flag_specs(catalogs.flags()[0], settings.unleash.flagRequirements if settings.unleash else {})
     context = stack_context(settings, specs)
     findings += check_duplicate_pools(settings.gpuPools) + check_placeholders(settings)
@@ -220,7 +232,7 @@ def make_plan(settings: Settings, findings: list[Finding] | None = None,
     job_image = check_image(settings.images)
     for model in resolved:
         planned, server, server_findings = decide_model(model, server_context(model, nodes, settings), job_image)
-        findings += model_findings(model, settings, specs, environ) + server_findings
+        findings += model_findings(model, settings, specs, environ, today) + server_findings
         models.append(planned)
         servers += [server] if server else []
     findings += checks.check_service_names(servers)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from typing import Literal
 
 from planner import catalogs
 from planner.catalogs import (
-    REQUIRED_FOR_SIZING, Architecture, CloudModel, FlagSpec, InstanceType, Provider, Route, VllmRelease, Version,
+    REQUIRED_FOR_SIZING, Architecture, CloudMatch, FlagSpec, InstanceType, Provider, Route, Version, VllmRelease,
 )
 from planner.config import GpuPool, ModelEntry, VllmSpec
 from planner.findings import Finding, error, info, warning
@@ -70,7 +71,7 @@ class ResolvedModel:
     flags: list[str]
     needs_tool_parser: bool  # routed to a flag that needs tool calling, or the model calls tools
     architecture: Architecture | None  # self-hosted: the catalog's (with overrides) or the stack's description
-    cloud: CloudModel | None  # cloud model: its catalog entry
+    cloud: CloudMatch | None  # cloud model: its entry in LiteLLM's map (None: self-hosted, or not in the map)
     server: ResolvedServer | None  # self-hosted and resolvable
     findings: list[Finding] = field(default_factory=list)
 
@@ -79,13 +80,29 @@ class ResolvedModel:
         return self.entry.litellmModelName
 
     @property
-    def advertised(self) -> tuple[int | None, int | None, str]:
-        """(context window, max output, source) the model advertises, when known."""
+    def advertised(self) -> Advertised | None:
+        """The limits the model advertises, when known: the architecture's (self-hosted) or LiteLLM's (cloud)."""
         if self.entry.vllm:
-            return (self.architecture.maxContext if self.architecture else None), None, self.entry.vllm.model
-        if self.cloud:
-            return self.cloud.contextWindow, self.cloud.maxOutput, self.cloud.match
-        return None, None, ""
+            if self.architecture is None:
+                return None
+            context = self.architecture.maxContext
+            return Advertised(context, context, None, self.entry.vllm.model)
+        if self.cloud is None:
+            return None
+        cloud = self.cloud.model
+        shown = self.cloud.key if not self.cloud.alias else f"{self.cloud.key} ({cloud.key})"
+        return Advertised(cloud.maxInput, cloud.window, cloud.maxOutput, f"{shown} ({cloud.source})")
+
+
+@dataclass(frozen=True)
+class Advertised:
+    """A model's published limits. inputLimit <= window; they differ where a provider caps the prompt below the
+    window (OpenAI's GPT-5: 272,000 of 400,000), and either is a right contextWindow for Kindo."""
+
+    inputLimit: int | None
+    window: int | None
+    maxOutput: int | None
+    source: str
 
 
 def litellm_model(entry: ModelEntry) -> str | None:
@@ -133,27 +150,46 @@ def image_version(image: str) -> Version | None:
     return catalogs.parse_version(tag)
 
 
+def release_of(version: Version | None, image: str, subject: str) -> tuple[VllmRelease | None, list[Finding]]:
+    """The recorded release of an image's version. Every final vLLM release is recorded, so a version in range that
+    is not recorded is no release at all; a version newer than the newest is checked as the newest, with a warning."""
+    vllm = catalogs.vllm()
+    if version is None:
+        return None, []
+    release = vllm.release(version)
+    if release is not None:
+        return release, []
+    oldest, newest = catalogs.parse_version(next(iter(vllm.releases))), catalogs.parse_version(vllm.newest.version)
+    if newest is not None and version > newest:
+        return vllm.newest, [warning("vllm-version-newer", subject, f"image {image} is newer than the newest vLLM release "
+                                     f"the catalog records ({vllm.newest.version}); it is checked and sized as "
+                                     f"{vllm.newest.version}. Record it: scripts/gen_vllm_releases.py --release "
+                                     f"{catalogs.format_version(version)}.")]
+    if oldest is not None and version < oldest:
+        return None, [warning("vllm-version-unknown", subject, f"image {image} is older than every vLLM release in the "
+                              f"catalog (from {next(iter(vllm.releases))}); its parser names cannot be checked.")]
+    same_minor = vllm.having(lambda r: catalogs.parse_version(r.version)[:2] == tuple(version[:2]))  # type: ignore[index]
+    return None, [error("vllm-version-unknown", subject, f"image {image}: {catalogs.format_version(version)} is not a vLLM "
+                        f"release, so the image does not exist (releases of {version[0]}.{version[1]}: "
+                        f"{', '.join(same_minor) or 'none'}). Use one of them, or {vllm.default_image}.")]
+
+
 def resolve_image(spec: VllmSpec, default_image: str | None, arch: Architecture | None,
                   subject: str) -> tuple[ResolvedImage, list[Finding]]:
     vllm = catalogs.vllm()
     image = spec.image or default_image or vllm.default_image
     version = image_version(image)
-    release = vllm.release_for(version)
-    findings: list[Finding] = []
+    release, findings = release_of(version, image, subject)
     if version is None:
         findings.append(warning("vllm-image-unpinned", subject, f"image {image!r} has no version tag, so parsers and "
                                 f"minimum versions cannot be checked and every restart may pull another release. Pin it, "
                                 f"e.g. {vllm.default_image}."))
-    else:
-        minimum = catalogs.parse_version(arch.minVllmVersion) if arch else None
-        if minimum and version < minimum:
-            findings.append(error("vllm-image-too-old", subject, f"{spec.model} needs vLLM {arch.minVllmVersion} or newer; "
-                                  f"image {image} is {catalogs.format_version(version)}. Use {vllm.default_image} "
-                                  "(remove vllm.image to take the default)."))
-        if release is None:
-            findings.append(warning("vllm-version-unknown", subject, f"image {image} is older than every vLLM release in "
-                                    "the catalog; its parser names cannot be checked."))
-    # An image newer than the catalog's newest release is sized with the nearest older release's defaults.
+    minimum = catalogs.parse_version(arch.minVllmVersion) if arch and version else None
+    if minimum and version and version < minimum:
+        findings.append(error("vllm-image-too-old", subject, f"{spec.model} needs vLLM {arch.minVllmVersion} or newer; "
+                              f"image {image} is {catalogs.format_version(version)}. Use {vllm.default_image} "
+                              "(remove vllm.image to take the default)."))
+    # An unpinned or unknown image is sized with the pinned default release.
     defaults = release or vllm.releases[vllm.defaultVersion]
     return ResolvedImage(image, version, release, defaults), findings
 
@@ -161,8 +197,8 @@ def resolve_image(spec: VllmSpec, default_image: str | None, arch: Architecture 
 # --------------------------------------------------------------------------------------------- capabilities
 
 
-def resolve_capabilities(entry: ModelEntry, arch: Architecture | None, cloud: CloudModel | None) -> dict[str, bool]:
-    """Explicit capabilities win; else the architecture's (self-hosted) or the cloud catalog's."""
+def resolve_capabilities(entry: ModelEntry, arch: Architecture | None, cloud: CloudMatch | None) -> dict[str, bool]:
+    """Explicit capabilities win; else the architecture's (self-hosted) or LiteLLM's map (cloud)."""
     if entry.metadataType != "Text Generation":
         # Embedding and transcription models answer no chat requests: no tools, no images.
         return {"toolCalling": False, "vision": bool(entry.capabilities.vision)}
@@ -176,8 +212,10 @@ def resolve_capabilities(entry: ModelEntry, arch: Architecture | None, cloud: Cl
             arch_tools, arch_vision = arch.toolCalling, arch.vision
         default_tools, default_vision = arch_tools, arch_vision
     else:
-        # Every cloud chat API in the providers table calls tools through LiteLLM.
-        default_tools, default_vision = True, bool(cloud and cloud.vision)
+        # What LiteLLM's map says; where it is silent, a cloud chat API calls tools through LiteLLM.
+        known_tools = cloud.model.toolCalling if cloud else None
+        default_tools = True if known_tools is None else known_tools
+        default_vision = bool(cloud and cloud.model.vision)
     return {"toolCalling": bool(default_tools if tool_calling is None else tool_calling),
             "vision": bool(default_vision if vision is None else vision)}
 
@@ -200,6 +238,17 @@ def resolve_pool(spec: VllmSpec, context: StackContext, subject: str) -> tuple[G
                         "the name.")]
 
 
+def resolve_cloud(entry: ModelEntry, provider: Provider | None, model_id: str | None) -> CloudMatch | None:
+    """The cloud model's entry in LiteLLM's map: baseModel first (an Azure deployment's name says nothing), then
+    litellmModel; only the provider's own entries. Self-hosted models are not in the map."""
+    if entry.vllm or provider is None or provider.selfHosted:
+        return None
+    ids: list[tuple[Literal["baseModel", "litellmModel"], str]] = [("baseModel", entry.baseModel)] if entry.baseModel else []
+    if model_id:
+        ids.append(("litellmModel", model_id))
+    return catalogs.cloud_catalog().find(ids, provider, entry.awsRegion)
+
+
 def resolve_model(entry: ModelEntry, context: StackContext) -> ResolvedModel:
     subject = entry.litellmModelName
     findings: list[Finding] = []
@@ -207,7 +256,7 @@ def resolve_model(entry: ModelEntry, context: StackContext) -> ResolvedModel:
     model_id = litellm_model(entry)
     arch: Architecture | None = None
     server: ResolvedServer | None = None
-    cloud = None if entry.vllm else catalogs.find_cloud_model(model_id, provider)
+    cloud = resolve_cloud(entry, provider, model_id)
     if entry.vllm:
         spec = entry.vllm
         pool, pool_findings = resolve_pool(spec, context, subject)

@@ -7,10 +7,10 @@ on a resolved model (planner/resolve.py) and assembles the `PlannedServer` the c
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from planner import catalogs
-from planner.catalogs import Architecture, InstanceType, VllmRelease
+from planner.catalogs import Architecture, InstanceType, VllmRelease, describe_versions
 from planner.config import ModelEntry, VllmSpec
 from planner.findings import Finding, error, warning
 from planner.names import GPU_TAINT_KEY, POOL_LABEL, PORT, labels, selector_labels, service_name, service_url
@@ -146,16 +146,41 @@ def decide_resources(subject: str, instance: InstanceType, gpus: int, weights_gi
 # --------------------------------------------------------------------------------------------- checks
 
 
+# The metadataType each kind of model serves, and an example to serve instead (a model of the wrong kind behind a
+# flag fails every request Kindo sends it).
+KIND_METADATA = {"chat": "Text Generation", "embedding": "Embeddings", "transcription": "Transcription"}
+KIND_EXAMPLE = {"chat": "a chat model (e.g. Qwen/Qwen3-8B)", "embedding": "an embedding model (e.g. BAAI/bge-m3)",
+                "transcription": "a speech-to-text model (e.g. openai/whisper-large-v3-turbo)"}
+
+
 def check_model_kind(entry: ModelEntry, arch: Architecture) -> list[Finding]:
     assert entry.vllm is not None
-    model, subject = entry.vllm.model, entry.litellmModelName
-    if arch.kind == "embedding" and entry.metadataType != "Embeddings":
-        return [error("model-kind-mismatch", subject, f"{model} is an embedding model but metadataType is "
-                      f"{entry.metadataType!r}: set metadataType: Embeddings and type: INTERNAL.")]
-    if arch.kind == "chat" and entry.metadataType == "Embeddings":
-        return [error("model-kind-mismatch", subject, f"{model} is a chat model, not an embedding model: "
-                      "serve an embedding model (e.g. BAAI/bge-m3) or set metadataType: Text Generation.")]
-    return []
+    model, subject, served = entry.vllm.model, entry.litellmModelName, KIND_METADATA[arch.kind]
+    if served == entry.metadataType:
+        return []
+    wanted = next(kind for kind, metadata in KIND_METADATA.items() if metadata == entry.metadataType)
+    fix = f"set metadataType: {served}" + (" and type: INTERNAL" if arch.kind != "chat" else "")
+    if arch.kind == "chat":
+        return [error("model-kind-mismatch", subject, f"{model} is a chat model, not {KIND_EXAMPLE[wanted].split(' (')[0]}: "
+                      f"serve {KIND_EXAMPLE[wanted]} or {fix}.")]
+    return [error("model-kind-mismatch", subject, f"{model} is {KIND_EXAMPLE[arch.kind].split(' (')[0]} but metadataType "
+                  f"is {entry.metadataType!r}: {fix}.")]
+
+
+# Audio decoding: vLLM's `audio` extra (librosa/soundfile, later PyAV) is not in the stock vllm/vllm-openai image
+# (maintainer, vllm-project/vllm#13912; reported again for 0.8.0 #15087, 0.9.2 #20671, 0.17.1 neutree-ai/neutree#465).
+# From 0.25.0 torchcodec (with the image's FFmpeg) is a core dependency and decodes audio (vllm/multimodal/media/audio.py).
+AUDIO_IN_CORE = (0, 25, 0)
+
+
+def check_transcription_image(server: ResolvedServer, subject: str) -> list[Finding]:
+    version = server.image.version
+    if server.architecture.kind != "transcription" or version is None or version >= AUDIO_IN_CORE:
+        return []
+    return [warning("vllm-audio-extra", subject, f"image {server.image.image} decodes no audio unless it was built with "
+                    "vLLM's audio extra (the stock vllm/vllm-openai image lacks it before 0.25.0): use an image built "
+                    f"FROM it with `pip install \"vllm[audio]=={catalogs.format_version(version)}\"`, or a release from "
+                    "0.25.0 on. The endpoint check's transcription step fails until then.")]
 
 
 def check_extra_args(spec: VllmSpec, subject: str) -> list[Finding]:
@@ -184,7 +209,9 @@ def decide_max_model_len(entry: ModelEntry, arch: Architecture) -> tuple[int, li
     """--max-model-len: vllm.maxModelLen, else the contract's contextWindow, else what the model supports."""
     spec, subject = entry.vllm, entry.litellmModelName
     assert spec is not None
-    context_window = entry.contextWindow
+    # A transcription model has no prompt window (the contract leaves contextWindow out): vLLM's length is the
+    # decoder's, from the model.
+    context_window = entry.contextWindow if arch.kind != "transcription" else None
     max_model_len = spec.maxModelLen or context_window or arch.maxContext
     findings: list[Finding] = []
     if max_model_len > arch.maxContext:
@@ -303,6 +330,89 @@ def decide_sizing(request: SizingRequest, server: ResolvedServer, subject: str) 
     return shown, findings + [does_not_fit(request, server, shown, best, subject)]
 
 
+# --------------------------------------------------------------------------------------------- the image's release
+
+
+def releases_having(predicate: Callable[[VllmRelease], bool]) -> str:
+    return describe_versions(catalogs.vllm().having(predicate))
+
+
+# vLLM's FlexibleArgumentParser reads `-O<level>` (and `-O.key`) itself, in every release: no serve flag of its own.
+OPTIMIZATION_SHORTHAND = "-O"
+
+
+def normalized_flag(arg: str) -> str:
+    """A flag as vLLM's parser reads it: underscores are dashes, `--json-flag.key` sets a key of `--json-flag`."""
+    name = flag_name(arg)
+    if name.startswith("--"):
+        return "--" + name[2:].split(".", 1)[0].replace("_", "-")
+    return name
+
+
+def check_flags_exist(spec: VllmSpec, release: VllmRelease, subject: str) -> list[Finding]:
+    """Each flag in extraArgs must be one `vllm serve` of that release defines: an unknown flag stops the server."""
+    findings: list[Finding] = []
+    for arg in spec.extraArgs:
+        if not arg.startswith("-") or arg.lstrip("-").replace(".", "").isdigit():
+            continue  # a value, or a negative number
+        flag = normalized_flag(arg)
+        if flag.startswith(OPTIMIZATION_SHORTHAND) and not flag.startswith("--"):
+            continue
+        known = flag in release.serveFlags or (flag.startswith("--no-") and f"--{flag[5:]}" in release.negatableFlags)
+        if not known:
+            having = releases_having(lambda r: flag in r.serveFlags)
+            findings.append(error("vllm-flag-unknown", subject, f"vllm.extraArgs {arg!r}: `vllm serve` of vLLM "
+                                  f"{release.version} has no {flag}, so the server would not start. Releases that have it: "
+                                  f"{having}. Remove it, or use an image of one of those releases."))
+    return findings
+
+
+def check_release_support(server: ResolvedServer, subject: str) -> list[Finding]:
+    """The image's release must know the quantization method, the KV-cache dtype and every extra flag."""
+    spec, release = server.spec, server.image.parser_release
+    if release is None:
+        return []
+    findings = check_flags_exist(spec, release, subject)
+    method = spec.quantization
+    if method and method not in release.quantizationMethods:
+        findings.append(error("quantization-unsupported", subject, f"vllm.quantization {method!r} is not a quantization "
+                              f"method of vLLM {release.version}: it refuses to start ('Unknown quantization method'). "
+                              f"Releases that have it: {releases_having(lambda r: method in r.quantizationMethods)}. "
+                              "Choose another method or an image of one of those releases."))
+    elif method in release.deprecatedQuantizationMethods and "--allow-deprecated-quantization" not in spec.extraArgs:
+        findings.append(error("quantization-deprecated", subject, f"vllm.quantization {method!r} is deprecated in vLLM "
+                              f"{release.version}, which refuses it without --allow-deprecated-quantization. Add that to "
+                              "vllm.extraArgs, or choose another method."))
+    dtype = spec.kvCacheDtype
+    if dtype and dtype not in release.kvCacheDtypes:
+        findings.append(error("kv-cache-dtype-unsupported", subject, f"vllm.kvCacheDtype {dtype!r} is not a --kv-cache-dtype "
+                              f"of vLLM {release.version}. Releases that have it: "
+                              f"{releases_having(lambda r: dtype in r.kvCacheDtypes)}; this one has "
+                              f"{', '.join(release.kvCacheDtypes)}."))
+    return findings
+
+
+def decide_chat_template(server: ResolvedServer, tool_parser: str | None, subject: str) -> tuple[str | None, list[Finding]]:
+    """--chat-template: the template vLLM's docs ask for with the family's tool parser, at its path in the image.
+    A template the stack passes in extraArgs wins."""
+    family = catalogs.vllm().families.get(server.architecture.family)
+    release = server.image.parser_release
+    if not (family and family.chatTemplate and tool_parser) or "--chat-template" in map(flag_name, server.spec.extraArgs):
+        return None, []
+    if release is None or release.chatTemplates is None:
+        return None, [warning("chat-template-unknown", subject, f"vLLM's docs ask for {family.chatTemplate} with "
+                              f"--tool-call-parser {tool_parser}, but whether image {server.image.image} ships it is not "
+                              "known; the model's own template is used. Pass `--chat-template <path>` in vllm.extraArgs "
+                              "if tool calls come back as text.")]
+    path = release.chatTemplates.path(family.chatTemplate)
+    if path is None:
+        return None, [warning("chat-template-missing", subject, f"vLLM {release.version} does not ship "
+                              f"{family.chatTemplate}, which its docs ask for with --tool-call-parser {tool_parser}: tool "
+                              "calls may come back as text. Releases that ship it: "
+                              f"{releases_having(lambda r: bool(r.chatTemplates and r.chatTemplates.path(family.chatTemplate)))}.")]
+    return path, []
+
+
 # --------------------------------------------------------------------------------------------- parsers
 
 
@@ -314,8 +424,10 @@ def check_parser(kind: str, parser: str, server: ResolvedServer, subject: str, u
     if release is not None:
         valid = release.toolCallParsers if kind == "tool" else release.reasoningParsers
         if valid and parser not in valid:
+            having = releases_having(lambda r: parser in (r.toolCallParsers if kind == "tool" else r.reasoningParsers))
             return [error(f"{kind}-parser-unknown", subject, f"{field_name} {parser!r} is not a {flag} of vLLM "
-                          f"{release.version}.{close_match(parser, valid)} Valid: {', '.join(sorted(valid))}.")]
+                          f"{release.version}.{close_match(parser, valid)} Releases that have it: {having}. "
+                          f"Valid in {release.version}: {', '.join(sorted(valid))}.")]
     family = catalogs.vllm().families.get(arch.family)
     accepted = (family.toolCallParsers if kind == "tool" else family.reasoningParsers) if family else ()
     recommended = arch.toolCallParser if kind == "tool" else arch.reasoningParser
@@ -359,6 +471,7 @@ def plan_server(model: ResolvedModel, server: ResolvedServer, context: ServerCon
     entry, spec, arch, instance, subject = model.entry, server.spec, server.architecture, server.instance, model.name
     utilization, findings = decide_utilization(spec, server.image.defaults, subject)
     findings = check_model_kind(entry, arch) + check_extra_args(spec, subject) + findings
+    findings += check_transcription_image(server, subject)
     max_model_len, context_findings = decide_max_model_len(entry, arch)
     request = SizingRequest(arch, instance.gpu, instance.gpus, max_model_len, server.image.defaults, spec.quantization,
                             spec.kvCacheDtype, utilization)
@@ -366,11 +479,14 @@ def plan_server(model: ResolvedModel, server: ResolvedServer, context: ServerCon
     (tool_parser, reasoning_parser), parser_findings = decide_parsers(model, server)
     resources, resource_findings = decide_resources(subject, instance, sizing.tensor_parallel_size, sizing.weights_gib,
                                                     context.node)
-    findings += context_findings + check_quantization(server, subject) + sizing_findings + parser_findings + resource_findings
+    chat_template, template_findings = decide_chat_template(server, tool_parser, subject)
+    findings += context_findings + check_quantization(server, subject) + sizing_findings + parser_findings
+    findings += check_release_support(server, subject) + template_findings + resource_findings
     name = service_name(entry.litellmModelName)
     cache = context.node.cache if context.node else "nvme"
     args = vllm_args(ArgsInput(spec.model, entry.litellmModelName, max_model_len, sizing.tensor_parallel_size, arch,
-                               tool_parser, reasoning_parser, spec.quantization, spec.kvCacheDtype, tuple(spec.extraArgs)))
+                               tool_parser, reasoning_parser, spec.quantization, spec.kvCacheDtype, tuple(spec.extraArgs),
+                               chat_template))
     return PlannedServer(
         name=name, litellmModelName=entry.litellmModelName, model=spec.model, pool=server.pool.name,
         instanceType=instance.name, gpu=instance.gpu.name, gpuMemoryGiB=instance.gpu.memory_bytes / GIB,

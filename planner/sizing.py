@@ -156,11 +156,14 @@ def kv_bytes_per_token(arch: Architecture, tensor_parallel_size: int, kv_cache_d
 
 
 def kv_fixed_bytes(arch: Architecture, tensor_parallel_size: int, kv_cache_dtype: str | None, max_model_len: int) -> int:
-    """Per GPU: sliding-window or chunked-local layers hold at most one window per request."""
-    if not arch.slidingWindowLayers or not arch.slidingWindow:
-        return 0
-    window = min(arch.slidingWindow, max_model_len)
-    return arch.slidingWindowLayers * window * kv_bytes_per_token_per_layer(arch, tensor_parallel_size, kv_cache_dtype)
+    """Per GPU, per request, what does not grow with the context: sliding-window or chunked-local layers hold at
+    most one window; an encoder-decoder's cross-attention holds the encoder's positions in every decoder layer."""
+    per_layer = kv_bytes_per_token_per_layer(arch, tensor_parallel_size, kv_cache_dtype)
+    sliding = 0
+    if arch.slidingWindowLayers and arch.slidingWindow:
+        sliding = arch.slidingWindowLayers * min(arch.slidingWindow, max_model_len) * per_layer
+    cross = arch.fullAttentionLayers * (arch.crossAttentionTokens or 0) * per_layer
+    return sliding + cross
 
 
 def runtime_bytes(arch: Architecture, tensor_parallel_size: int, defaults: RuntimeDefaults) -> float:

@@ -17,6 +17,10 @@ from planner.model_plan import CheckPlan, PlannedModel
 from planner.servers import PlannedServer
 
 
+# The checks a model's metadataType answers (checker/endpoint_checker.py kinds).
+CHECK_KIND = {"Text Generation": "chat", "Embeddings": "embeddings", "Transcription": "transcription"}
+
+
 class UnknownModel(ValueError):
     """A model name the stack does not have; the message lists what it has."""
 
@@ -54,8 +58,6 @@ def target_for(model: PlannedModel, server: PlannedServer | None, base_url: str 
     name = model.litellmModelName
     if not model.verify:
         return Skip(name, "verify: false in the stack: the endpoint checks are skipped for this model")
-    if model.metadataType == "Transcription":
-        return Skip(name, "a transcription model: the checks cover chat and embedding endpoints, not audio")
     base = base_url or base_url_of(model, server)
     if isinstance(base, Skip):
         return base
@@ -73,7 +75,7 @@ def target_for(model: PlannedModel, server: PlannedServer | None, base_url: str 
         baseUrl=base,
         apiKey=key,
         keySource=source,
-        kind="embeddings" if model.metadataType == "Embeddings" else "chat",
+        kind=CHECK_KIND.get(model.metadataType, "chat"),
         toolCalling=model.needsToolCalling,
         maxModelLen=server.maxModelLen if server else model.contextWindow,
         reasoning=bool(server and server.reasoningParser),

@@ -49,6 +49,7 @@ class ArgsInput:
     quantization: str | None
     kv_cache_dtype: str | None
     extra_args: tuple[str, ...]
+    chat_template: str | None = None  # path inside the image
 
 
 def flag_name(arg: str) -> str:
@@ -77,6 +78,8 @@ def vllm_args(spec: ArgsInput) -> list[str]:
     ]
     if spec.tool_call_parser:
         args += ["--tool-call-parser", spec.tool_call_parser, "--enable-auto-tool-choice"]
+    if spec.chat_template:
+        args += ["--chat-template", spec.chat_template]
     if spec.reasoning_parser:
         args += ["--reasoning-parser", spec.reasoning_parser]
     if arch.trustRemoteCode:
@@ -85,8 +88,10 @@ def vllm_args(spec: ArgsInput) -> list[str]:
     if spec.quantization:
         args += ["--quantization", spec.quantization]
     args += ["--tensor-parallel-size", str(spec.tensor_parallel_size)]
-    if arch.kind != "embedding":
-        # Encoder (pooling) models support neither; vLLM disables them itself.
+    if arch.kind == "chat":
+        # Pooling (embedding) and encoder-decoder (transcription) models support neither: vLLM turns them off, and an
+        # explicit --enable-prefix-caching makes its cross-attention manager raise on a cache lookup (vLLM 0.33.0
+        # vllm/v1/core/single_type_kv_cache_manager.py).
         args += ["--enable-prefix-caching", "--enable-chunked-prefill"]
     if spec.kv_cache_dtype and spec.kv_cache_dtype != "auto":
         args += ["--kv-cache-dtype", spec.kv_cache_dtype]

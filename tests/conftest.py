@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 from typing import Any, Callable
 
 import pytest
@@ -30,9 +31,9 @@ BASE: dict[str, Any] = {
     ],
     "models": [
         {
-            "litellmModelName": "claude-sonnet-4-20250514", "litellmModel": "anthropic/claude-sonnet-4-20250514",
-            "displayName": "Claude Sonnet 4", "provider": "Anthropic", "creator": "Anthropic", "type": "CHAT",
-            "metadataType": "Text Generation", "costTier": "MEDIUM", "contextWindow": 200000, "maxTokens": 16384,
+            "litellmModelName": "claude-sonnet-4-6", "litellmModel": "anthropic/claude-sonnet-4-6",
+            "displayName": "Claude Sonnet 4.6", "provider": "Anthropic", "creator": "Anthropic", "type": "CHAT",
+            "metadataType": "Text Generation", "costTier": "MEDIUM", "contextWindow": 1000000, "maxTokens": 16384,
             "credential": "anthropic", "flags": list(ALL_REQUIRED),
         },
         {
@@ -52,9 +53,15 @@ def base_config() -> dict[str, Any]:
     return copy.deepcopy(BASE)
 
 
-def plan_of(raw: dict[str, Any], stack: str = "test") -> Plan:
+# The day the committed LiteLLM map was generated (planner/data/litellm_models.json): tests judge retirement as of
+# then, so that a model retiring later does not change what they assert. The committed stacks are planned with the
+# real date (tests/test_stacks.py): that they stay current is the point there.
+TODAY = datetime.date(2026, 11, 30)
+
+
+def plan_of(raw: dict[str, Any], stack: str = "test", today: datetime.date = TODAY) -> Plan:
     settings, findings = parse_settings(raw, stack)
-    return make_plan(settings, findings)
+    return make_plan(settings, findings, today=today)
 
 
 def model(raw: dict[str, Any], name: str) -> dict[str, Any]:

@@ -2,20 +2,25 @@
 
 No friendlier than the contract: Bearer auth (401 on a missing or wrong key), JSON bodies only, orgId and
 userId required in every body (400), `model/new` NOT idempotent (every call registers a new model, and a
-repeated litellmModelName is accepted, as LiteLLM accepts it), `delete-with-replacement` answering 404 when
-either ID is unknown, 400 when the replacement is the model itself, and refusing (4xx, body naming the flag
-keys) while Unleash flags still reference the model. Which flags reference a model is a pluggable callable
+repeated litellmModelName is accepted, as LiteLLM accepts it; with `unique_names=True` it is refused instead,
+the documented "unique routing key" that Kindo MAY enforce), `delete-with-replacement` answering 404 when
+either ID is unknown (the body naming the unknown IDs, or with `not_found_shape="opaque"` naming none: the
+contract documents no body), 400 when the replacement is the model itself, and refusing (4xx, body naming the
+flag keys) while Unleash flags still reference the model. Which flags reference a model is a pluggable callable
 `flags_referencing(model_id) -> list[str]`: an `InMemoryFlags` here, the real Unleash in integration tests.
 
 It answers with the new ID in one configurable shape of the four the contract assumes, records every
 request (secrets in bodies redacted, never the Authorization header) so tests can count writes, and
-injects faults into the next N requests: 401, 500, 502/503/504 without a body (not processed), a garbage
-2xx body, an answer slower than the client's timeout, or a dropped connection (both after PROCESSING the
-request: the lost-response case). Loopback only, ephemeral port, one thread per connection.
+injects faults into the next N requests. Not processed: 401, 500, 502/503/504 without a body, a 200 HTML login
+page (a proxy in front of Kindo), a 401 that echoes the presented key in every escaping a server might use.
+Processed, then misbehaving: a garbage 2xx body, an empty 2xx body, a 500 with a body, an answer slower than
+the client's timeout, a dropped connection (the lost-response cases). Loopback only, ephemeral port, one
+thread per connection.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -24,14 +29,17 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator, Optional
+from urllib.parse import quote
 
 MODEL_NEW = "/internal/openapi/admin/model/new"
 MODEL_DELETE = "/internal/openapi/admin/model/delete-with-replacement"
 PATHS = (MODEL_NEW, MODEL_DELETE)
 ID_SHAPES = ("id", "modelId", "model.id", "data.id", "none")  # "none": a 2xx without any ID (a broken answer)
 # Faults that answer without processing, and faults that process the request and then misbehave.
-UNPROCESSED_FAULTS = ("401", "500", "502", "503", "504")
-PROCESSED_FAULTS = ("garbage", "slow", "drop")
+UNPROCESSED_FAULTS = ("401", "500", "502", "503", "504", "html", "echo-401")
+PROCESSED_FAULTS = ("garbage", "empty", "500-after", "slow", "drop")
+NOT_FOUND_SHAPES = ("ids", "opaque")
+LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Sign in to continue</body></html>"
 FAULTS = UNPROCESSED_FAULTS + PROCESSED_FAULTS
 MODEL_TYPES = ("CHAT", "INTERNAL")
 SECRET_KEY = re.compile(r"(?i)(key|secret|token|password|credential)")
@@ -101,6 +109,9 @@ class KindoDouble:
     refusal_shape: str = "list"  # "list": {"message", "flags": [...]}; "message": the keys only inside the text
     slow_seconds: float = 2.0
     success_status: int = 200
+    unique_names: bool = False  # refuse a second model with the same litellmModelName
+    duplicate_status: int = 409
+    not_found_shape: str = "ids"
 
     models: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
     deletions: list[tuple[str, str]] = field(default_factory=list, init=False)  # (deleted, replacement)
@@ -111,6 +122,8 @@ class KindoDouble:
     def __post_init__(self) -> None:
         if self.id_shape not in ID_SHAPES:
             raise ValueError(f"id_shape must be one of {ID_SHAPES}")
+        if self.not_found_shape not in NOT_FOUND_SHAPES:
+            raise ValueError(f"not_found_shape must be one of {NOT_FOUND_SHAPES}")
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._stopping = threading.Event()
@@ -215,6 +228,9 @@ class KindoDouble:
             return _Answer(400, {"message": "litellmParams.model is required"})
         model_id = str(uuid.uuid4())
         with self._lock:
+            name = body["litellmModelName"]
+            if self.unique_names and any(m.get("litellmModelName") == name for m in self.models.values()):
+                return _Answer(self.duplicate_status, {"message": f"A model with litellmModelName '{name}' already exists"})
             provider = body["modelProviderDisplayName"]
             if provider not in self.providers:  # documented: a new ModelProvider row, silently
                 self.providers.add(provider)
@@ -234,7 +250,8 @@ class KindoDouble:
         with self._lock:
             unknown = [i for i in (deleting, replacement) if i not in self.models]
         if unknown:
-            return _Answer(404, {"message": f"Model not found: {', '.join(unknown)}"})
+            said = f"Model not found: {', '.join(unknown)}" if self.not_found_shape == "ids" else "Model not found"
+            return _Answer(404, {"message": said})
         flags = list(self.flags_referencing(deleting))
         if flags:
             text = (f"Model {deleting} is still referenced by Unleash feature flags: {', '.join(flags)}. "
@@ -267,12 +284,15 @@ def _handler_for(double: KindoDouble) -> type[BaseHTTPRequestHandler]:
             fault = double._take_fault(path)
 
             if fault in UNPROCESSED_FAULTS:
-                answer = {"401": _Answer(401, {"message": "Unauthorized"}),
-                          "500": _Answer(500, {"message": "Internal server error"})}.get(fault, _Answer(int(fault)))
+                answer = _unprocessed(fault, self.headers.get("Authorization") or "")
             else:
                 answer = double._process(self.command, path, self.headers, raw)
                 if fault == "garbage":
                     answer = _Answer(200, b"<html><body>upstream said: \x00\xff oops</body></html>", "text/html")
+                elif fault == "empty":
+                    answer = _Answer(200, b"")
+                elif fault == "500-after":
+                    answer = _Answer(500, {"message": "Internal server error"})
             if fault == "drop":
                 double._record(Recorded(self.command, path, recorded_body, None, authorized, fault))
                 self.close_connection = True  # processed, and no answer at all: the lost response
@@ -302,6 +322,30 @@ def _handler_for(double: KindoDouble) -> type[BaseHTTPRequestHandler]:
         do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _serve
 
     return Handler
+
+
+def _unprocessed(fault: str, authorization: str) -> _Answer:
+    """The answer of a fault that never reaches the API's logic."""
+    if fault == "401":
+        return _Answer(401, {"message": "Unauthorized"})
+    if fault == "500":
+        return _Answer(500, {"message": "Internal server error"})
+    if fault == "html":
+        return _Answer(200, LOGIN_PAGE, "text/html; charset=utf-8")
+    if fault == "echo-401":
+        return _Answer(401, echo_key_body(authorization.partition(" ")[2]))
+    return _Answer(int(fault))  # 502/503/504 without a body
+
+
+def echo_key_body(key: str) -> bytes:
+    """A 401 body that repeats the presented key in every escaping seen from real servers: JSON with `/` escaped
+    as `\\/` (PHP, some Java), all-unicode escapes, URL encoding, and base64 of `user:key` (HTTP Basic)."""
+    escaped = json.dumps(key)[1:-1].replace("/", "\\/")
+    unicode_escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+    basic = base64.b64encode(f"admin:{key}".encode()).decode()
+    text = (f'{{"message": "Invalid API key {escaped}", "detail": "key={unicode_escaped}", '
+            f'"hint": "{quote(key, safe="")}", "basic": "{basic}"}}')
+    return text.encode()
 
 
 @contextlib.contextmanager

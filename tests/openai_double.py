@@ -23,6 +23,8 @@ import re
 import socket
 import threading
 from dataclasses import dataclass, field, replace
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -52,6 +54,10 @@ class Behaviour:
     garbage: tuple[str, ...] = ()  # paths answered 200 with HTML ("*" = every path); it echoes the auth header
     wrong_shape: tuple[str, ...] = ()  # paths answered 200 with JSON of the wrong shape ("*" = every path)
     api_key: str | None = None  # required bearer key, if any
+    # POST /v1/audio/transcriptions: the transcript a speech-to-text model returns; None: no such route (a chat or
+    # embedding model on recent vLLM answers 404 Not Found there).
+    transcript: str | None = None
+    transcription_error: tuple[int, str] | None = None  # answered instead, e.g. (500, "Please install vllm[audio] ...")
 
 
 MODES: dict[str, Behaviour] = {
@@ -63,6 +69,8 @@ MODES: dict[str, Behaviour] = {
     "trickle": Behaviour(trickle=0.05),
     "garbage": Behaviour(garbage=("*",)),
     "wrong-shape": Behaviour(wrong_shape=("*",)),
+    "whisper": Behaviour(served=("test-whisper",), max_context=448, tokenize=False,
+                         transcript=" Kindo verifies this endpoint."),
 }
 
 
@@ -149,8 +157,9 @@ class OpenAIDouble:
         b = self.behaviour
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
+        content_type = handler.headers.get("Content-Type", "")
         try:
-            body = json.loads(raw) if raw else None
+            body = form_fields(content_type, raw) if content_type.startswith("multipart/") else (json.loads(raw) if raw else None)
         except ValueError:
             body = None
         path = handler.path.split("?", 1)[0]
@@ -170,8 +179,10 @@ class OpenAIDouble:
             self._json(handler, 200, {"result": "ok", "models": list(b.served)})
             return
         route = {("GET", "/v1/models"): self._models, ("POST", "/v1/chat/completions"): self._chat,
-                 ("POST", "/v1/embeddings"): self._embeddings, ("POST", "/tokenize"): self._tokenize}.get((method, path))
-        if route is None or (path == "/tokenize" and not b.tokenize):
+                 ("POST", "/v1/embeddings"): self._embeddings, ("POST", "/tokenize"): self._tokenize,
+                 ("POST", "/v1/audio/transcriptions"): self._transcription}.get((method, path))
+        if route is None or (path == "/tokenize" and not b.tokenize) or (
+                path.endswith("/transcriptions") and b.transcript is None and b.transcription_error is None):
             status, out = 404, {"detail": "Not Found"}  # FastAPI's 404, as vLLM answers an unknown path
         else:
             status, out = route(body if isinstance(body, dict) else {})
@@ -239,6 +250,16 @@ class OpenAIDouble:
         count = count_tokens(str(body.get("prompt", ""))) + 1  # + BOS, as add_special_tokens does
         return 200, {"count": count, "max_model_len": self.behaviour.max_context, "tokens": list(range(count))}
 
+    def _transcription(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        b = self.behaviour
+        if b.transcription_error is not None:
+            return vllm_error(*b.transcription_error)
+        if (missing := self._unknown_model(body)) is not None:
+            return missing
+        if not body.get("file"):
+            return vllm_error(400, "Field required: file")
+        return 200, {"text": b.transcript, "usage": {"type": "duration", "seconds": 2}}
+
     # ------------------------------------------------------------------------------------------ writing
 
     def _json(self, handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
@@ -260,6 +281,17 @@ class OpenAIDouble:
                 handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout under test): nothing to answer
+
+
+def form_fields(content_type: str, raw: bytes) -> dict[str, Any]:
+    """A multipart/form-data body as {name: text, or the file's bytes}, as FastAPI's Form() and File() read it."""
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        fields[str(name)] = data if part.get_filename() else data.decode()
+    return fields
 
 
 def closed_port() -> int:

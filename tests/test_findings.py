@@ -16,16 +16,16 @@ def test_base_config_has_no_errors() -> None:
 
 
 def test_misspelt_field_names_the_field_and_suggests_the_right_one(raw) -> None:
-    entry = model(raw, "claude-sonnet-4-20250514")
+    entry = model(raw, "claude-sonnet-4-6")
     entry["contextwindow"] = entry.pop("contextWindow")
     plan = plan_of(raw)
     finding = only(plan, "config-unknown-field")
-    assert finding.severity == "error" and finding.subject == "claude-sonnet-4-20250514"
+    assert finding.severity == "error" and finding.subject == "claude-sonnet-4-6"
     assert "contextwindow" in finding.message and "Did you mean `contextWindow`" in finding.message
 
 
 def test_bad_value_names_field_value_and_fix(raw) -> None:
-    model(raw, "claude-sonnet-4-20250514")["contextWindow"] = "lots"
+    model(raw, "claude-sonnet-4-6")["contextWindow"] = "lots"
     finding = only(plan_of(raw), "config-invalid")
     assert finding.severity == "error"
     assert "models[0].contextWindow" in finding.message and "'lots'" in finding.message
@@ -54,10 +54,10 @@ def test_one_bad_model_does_not_hide_the_others(raw) -> None:
 
 
 def test_context_window_below_advertised_is_a_warning_with_both_numbers(raw) -> None:
-    model(raw, "claude-sonnet-4-20250514")["contextWindow"] = 8096
+    model(raw, "claude-sonnet-4-6")["contextWindow"] = 8096
     finding = only(plan_of(raw), "context-window-below-advertised")
-    assert finding.severity == "warning" and finding.subject == "claude-sonnet-4-20250514"
-    assert "8,096" in finding.message and "200,000" in finding.message
+    assert finding.severity == "warning" and finding.subject == "claude-sonnet-4-6"
+    assert "8,096" in finding.message and "1,000,000" in finding.message
 
 
 def test_self_hosted_context_below_advertised_says_what_the_gpus_hold(raw) -> None:
@@ -75,9 +75,9 @@ def test_context_window_above_what_the_server_serves_is_an_error(raw) -> None:
 
 
 def test_cloud_context_window_above_the_provider_limit_is_an_error(raw) -> None:
-    model(raw, "claude-sonnet-4-20250514")["contextWindow"] = 1_000_000
+    model(raw, "claude-sonnet-4-6")["contextWindow"] = 2_000_000
     finding = only(plan_of(raw), "context-window-above-server")
-    assert finding.severity == "error" and "200,000" in finding.message
+    assert finding.severity == "error" and "1,000,000" in finding.message
 
 
 def test_max_model_len_above_the_model_is_an_error(raw) -> None:
@@ -206,19 +206,19 @@ def test_azure_without_api_version_only(raw) -> None:
 
 
 def test_bedrock_without_region(raw) -> None:
-    add_model(raw, litellmModelName="bedrock", litellmModel="bedrock/us.anthropic.claude-sonnet-4-20250514-v1:0",
-              provider="AWS Bedrock", contextWindow=200000)
+    add_model(raw, litellmModelName="bedrock", litellmModel="bedrock/us.anthropic.claude-sonnet-4-6",
+              provider="AWS Bedrock", contextWindow=1000000)
     assert "awsRegion" in only(plan_of(raw), "provider-required-field", "bedrock").message
 
 
 def test_prefix_that_does_not_match_the_provider(raw) -> None:
-    model(raw, "claude-sonnet-4-20250514")["litellmModel"] = "openai/claude-sonnet-4-20250514"
+    model(raw, "claude-sonnet-4-6")["litellmModel"] = "openai/claude-sonnet-4-6"
     finding = only(plan_of(raw), "litellm-prefix-mismatch")
-    assert "anthropic/" in finding.message and "anthropic/claude-sonnet-4-20250514" in finding.message
+    assert "anthropic/" in finding.message and "anthropic/claude-sonnet-4-6" in finding.message
 
 
 def test_provider_name_in_other_case_is_an_error(raw) -> None:
-    model(raw, "claude-sonnet-4-20250514")["provider"] = "anthropic"
+    model(raw, "claude-sonnet-4-6")["provider"] = "anthropic"
     finding = only(plan_of(raw), "provider-name-mismatch")
     assert finding.severity == "error" and "'Anthropic'" in finding.message
 
@@ -237,7 +237,7 @@ def test_declared_provider_is_accepted(raw) -> None:
 
 
 def test_api_base_on_a_standard_provider(raw) -> None:
-    model(raw, "claude-sonnet-4-20250514")["apiBase"] = "https://anthropic.proxy.example.com"
+    model(raw, "claude-sonnet-4-6")["apiBase"] = "https://anthropic.proxy.example.com"
     assert only(plan_of(raw), "api-base-standard-provider").severity == "warning"
 
 
@@ -276,7 +276,7 @@ def test_embedding_type_must_be_internal(raw) -> None:
 
 
 def test_required_flag_with_no_model(raw) -> None:
-    model(raw, "claude-sonnet-4-20250514")["flags"].remove("INTERNAL_SMALL_WORKER")
+    model(raw, "claude-sonnet-4-6")["flags"].remove("INTERNAL_SMALL_WORKER")
     finding = only(plan_of(raw), "flag-required-empty", "INTERNAL_SMALL_WORKER")
     assert finding.severity == "error"
 
@@ -294,22 +294,22 @@ def test_single_model_flag_with_two_models(raw) -> None:
 
 
 def test_non_embedding_model_in_embedding_models(raw) -> None:
-    model(raw, "claude-sonnet-4-20250514")["flags"].append("EMBEDDING_MODELS")
-    finding = only(plan_of(raw), "flag-wrong-model-type", "claude-sonnet-4-20250514")
+    model(raw, "claude-sonnet-4-6")["flags"].append("EMBEDDING_MODELS")
+    finding = only(plan_of(raw), "flag-wrong-model-type", "claude-sonnet-4-6")
     assert "EMBEDDING_MODELS" in finding.message and "Embeddings" in finding.message
 
 
 def test_unknown_flag_key(raw) -> None:
-    model(raw, "claude-sonnet-4-20250514")["flags"].append("TOOL_CALLING_MODEL")
+    model(raw, "claude-sonnet-4-6")["flags"].append("TOOL_CALLING_MODEL")
     finding = only(plan_of(raw), "flag-unknown")
     assert "TOOL_CALLING_MODELS" in finding.message
 
 
 def test_flag_requirement_override_makes_a_new_key_known(raw) -> None:
     raw["unleash"]["flagRequirements"] = {"NEW_FLAG": "optional"}
-    model(raw, "claude-sonnet-4-20250514")["flags"].append("NEW_FLAG")
+    model(raw, "claude-sonnet-4-6")["flags"].append("NEW_FLAG")
     plan = plan_of(raw)
-    assert plan.ok and plan.flags["NEW_FLAG"] == ["claude-sonnet-4-20250514"]
+    assert plan.ok and plan.flags["NEW_FLAG"] == ["claude-sonnet-4-6"]
 
 
 def test_multimodal_needs_vision(raw) -> None:
@@ -322,11 +322,11 @@ def test_multimodal_needs_vision(raw) -> None:
 
 
 def test_plain_text_key_in_a_model(raw) -> None:
-    entry = model(raw, "claude-sonnet-4-20250514")
+    entry = model(raw, "claude-sonnet-4-6")
     del entry["credential"]
     entry["apiKey"] = "sk-ant-api03-very-secret"
     plan = plan_of(raw)
-    finding = only(plan, "plain-text-secret", "claude-sonnet-4-20250514")
+    finding = only(plan, "plain-text-secret", "claude-sonnet-4-6")
     assert finding.severity == "error" and "pulumi config set --path --secret" in finding.message
     assert "very-secret" not in repr(plan.to_json()) and "very-secret" not in repr(plan.settings)
 
@@ -340,7 +340,7 @@ def test_plain_text_kindo_key(raw) -> None:
 
 def test_env_reference_is_accepted_and_checked(raw, monkeypatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    entry = model(raw, "claude-sonnet-4-20250514")
+    entry = model(raw, "claude-sonnet-4-6")
     del entry["credential"]
     entry["apiKey"] = "${ANTHROPIC_API_KEY}"
     assert only(plan_of(raw), "secret-env-unset").severity == "warning"
@@ -350,9 +350,9 @@ def test_env_reference_is_accepted_and_checked(raw, monkeypatch) -> None:
 
 def test_credential_not_set(raw) -> None:
     del raw["credentials"]["anthropic"]
-    finding = only(plan_of(raw), "credential-missing", "claude-sonnet-4-20250514")
+    finding = only(plan_of(raw), "credential-missing", "claude-sonnet-4-6")
     assert "credentials.anthropic" in finding.message
-    row = next(r for r in plan_of(raw).catalog() if r.model == "Claude Sonnet 4")
+    row = next(r for r in plan_of(raw).catalog() if r.model == "Claude Sonnet 4.6")
     assert row.status == "key missing"
 
 

@@ -32,7 +32,7 @@ def test_transcription_has_no_context_window_and_bedrock_keys_are_slots() -> Non
     raw = base_config()
     body = body_of(raw, "transcription-generator")
     assert "contextWindow" not in body.fields and body.fields["litellmParams"]["model"] == "deepgram/nova-2"
-    add_model(raw, litellmModelName="bedrock", litellmModel="bedrock/us.anthropic.claude-sonnet-4-20250514-v1:0",
+    add_model(raw, litellmModelName="bedrock", litellmModel="bedrock/us.anthropic.claude-sonnet-4-6",
               provider="AWS Bedrock", awsRegion="us-east-1", awsAccessKeyId="${AWS_KEY_ID}",
               awsSecretAccessKey={"credential": "bedrock-secret"})
     body = body_of(raw, "bedrock")
@@ -54,5 +54,5 @@ def test_replacements_point_at_the_anchor_of_each_type_without_cycles() -> None:
     add_model(raw, litellmModelName="bge-2", provider="Self-Hosted", type="INTERNAL", metadataType="Embeddings",
               contextWindow=8192, vllm={"model": "BAAI/bge-m3", "gpuPool": "l40s"})
     replacement = {m.litellmModelName: m.replacement for m in plan_of(raw).models}
-    assert replacement == {"claude-sonnet-4-20250514": None, "gpt-4o": "claude-sonnet-4-20250514",
+    assert replacement == {"claude-sonnet-4-6": None, "gpt-4o": "claude-sonnet-4-6",
                            "bge-m3": None, "bge-2": "bge-m3", "transcription-generator": None}

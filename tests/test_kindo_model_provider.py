@@ -30,6 +30,7 @@ from dynamic_providers.kindo_model import (  # noqa: E402
     PROVIDER_VERSION,
     KindoModelError,
     KindoModelProvider,
+    is_placeholder,
     model_id_of,
     referencing_flags,
     reset_successors,
@@ -73,14 +74,14 @@ def use_double(monkeypatch: pytest.MonkeyPatch, double: KindoDouble) -> None:
 
 @pytest.fixture
 def kindo(monkeypatch: pytest.MonkeyPatch, flags: InMemoryFlags) -> Iterator[KindoDouble]:
-    with running_double(flags_referencing=flags, slow_seconds=1.0) as double:
+    with running_double(flags_referencing=flags, slow_seconds=3.0) as double:
         use_double(monkeypatch, double)
         yield double
 
 
 def provider() -> KindoModelProvider:
-    # read 0.3 s: the double's "slow" fault (1 s) times out quickly
-    return KindoModelProvider(timeout=Timeout(connect=1.0, read=0.3),
+    # read 1.5 s: the double's "slow" fault (3 s) times out, and a loaded machine still answers in time
+    return KindoModelProvider(timeout=Timeout(connect=1.0, read=1.5),
                               retry=RetryPolicy(attempts=4, first_wait=0.01, max_wait=0.05, budget=5.0))
 
 
@@ -184,7 +185,7 @@ def test_diff_of_a_registered_field_is_a_replacement(changes: dict[str, Any], re
     assert result.delete_before_replace is None  # create-before-delete: the successor exists before the delete
 
 
-@pytest.mark.parametrize("changes", [{"replacementModelId": "m-9"}, {"providerVersion": "2"}])
+@pytest.mark.parametrize("changes", [{"replacementModelId": "m-9"}, {"providerVersion": "next"}])
 def test_diff_of_local_fields_alone_is_an_update(changes: dict[str, Any]) -> None:
     result = provider().diff("m-1", state_of(), news_of(**changes))
     assert result.changes is True and result.replaces == []
@@ -210,20 +211,25 @@ def test_create_finds_the_id_in_each_answer_shape(kindo: KindoDouble, shape: str
     assert kindo.requests[-1].body["litellmParams"]["api_key"] == "***"  # the record never keeps a key
 
 
-def test_create_fails_clearly_on_an_answer_without_id(kindo: KindoDouble) -> None:
+def assert_unconfirmed(model_id: str, outs: dict[str, Any], reason: str) -> None:
+    """A create whose outcome is unknown: state remembers a placeholder, and nothing can route to it."""
+    assert is_placeholder(model_id) and outs["modelId"] == model_id == outs["placeholderId"]
+    assert outs["registration"] == "unconfirmed" and reason in outs["unconfirmedReason"]
+    assert ANTHROPIC_KEY not in json.dumps({k: v for k, v in outs.items() if k != "litellmParams"})
+
+
+def test_create_remembers_an_answer_without_id_as_unconfirmed(kindo: KindoDouble) -> None:
     kindo.id_shape = "none"
-    with pytest.raises(KindoModelError) as error:
-        create(provider())
-    assert "no model ID" in first_line(error.value) and "probably registered" in first_line(error.value)
-    assert "success" in str(error.value)  # the redacted snippet of what Kindo said
+    model_id, outs = create(provider())
+    assert_unconfirmed(model_id, outs, "without a model ID")
+    assert "success" in outs["unconfirmedReason"]  # the redacted snippet of what Kindo said
     assert kindo.writes() == 1 and len(kindo.models) == 1
 
 
-def test_create_on_a_garbage_answer_fails_and_is_not_repeated(kindo: KindoDouble) -> None:
+def test_create_remembers_a_garbage_answer_as_unconfirmed_and_does_not_repeat(kindo: KindoDouble) -> None:
     kindo.inject("garbage")
-    with pytest.raises(KindoModelError) as error:
-        create(provider())
-    assert "no model ID" in first_line(error.value) and "oops" in str(error.value)
+    model_id, outs = create(provider())
+    assert_unconfirmed(model_id, outs, "a proxy or login page answered")
     assert kindo.writes(NEW_PATH) == 1 and len(kindo.models) == 1
 
 
@@ -247,30 +253,24 @@ def test_create_retries_after_a_bodiless_gateway_error(kindo: KindoDouble, waits
     assert kindo.writes() == 2 and len(waits) == 1
 
 
-def test_create_does_not_retry_a_500_with_a_body(kindo: KindoDouble) -> None:
+def test_create_does_not_retry_a_500_with_a_body_and_remembers_it(kindo: KindoDouble) -> None:
     kindo.inject("500")
-    with pytest.raises(KindoModelError) as error:
-        create(provider())
-    assert "HTTP 500" in first_line(error.value) and "in case it was registered" in first_line(error.value)
-    assert "Internal server error" in str(error.value)
+    model_id, outs = create(provider())
+    assert_unconfirmed(model_id, outs, "HTTP 500 after the request reached Kindo")
     assert kindo.writes() == 1 and kindo.models == {}
 
 
 def test_create_after_a_read_timeout_is_not_repeated(kindo: KindoDouble) -> None:
     kindo.inject("slow")
-    with pytest.raises(KindoModelError) as error:
-        create(provider())
-    assert "may have registered" in first_line(error.value)
-    assert "read timeout" in str(error.value) and "NOT repeated" in str(error.value)
+    model_id, outs = create(provider())
+    assert_unconfirmed(model_id, outs, "the answer was lost (read-timeout)")
     assert kindo.writes() == 1 and len(kindo.models_named("claude-sonnet-4")) == 1
 
 
 def test_create_after_a_lost_response_is_not_repeated(kindo: KindoDouble) -> None:
     kindo.inject("drop")
-    with pytest.raises(KindoModelError) as error:
-        create(provider())
-    assert "may have registered" in first_line(error.value)
-    assert "closed the connection" in str(error.value)
+    model_id, outs = create(provider())
+    assert_unconfirmed(model_id, outs, "the answer was lost (dropped)")
     assert kindo.writes() == 1 and len(kindo.models_named("claude-sonnet-4")) == 1
 
 
@@ -381,13 +381,12 @@ def test_delete_retries_on_5xx(kindo: KindoDouble, waits: list[float]) -> None:
     assert model_id not in kindo.models and kindo.writes(DELETE_PATH) == 3 and len(waits) == 2
 
 
-def test_delete_whose_answer_was_lost_says_the_model_may_be_gone(kindo: KindoDouble) -> None:
-    model_id, outs = create(provider(), replacementModelId=kindo.add_model("fallback"))
-    kindo.inject("drop", path=DELETE_PATH)  # processed; the retry then finds no model to delete
-    with pytest.raises(KindoModelError) as error:
-        provider().delete(model_id, outs)
-    assert "HTTP 404" in str(error.value) and "may already have deleted" in str(error.value)
-    assert model_id not in kindo.models
+def test_delete_whose_answer_was_lost_succeeds_when_kindo_says_the_model_is_gone(kindo: KindoDouble) -> None:
+    fallback = kindo.add_model("fallback")
+    model_id, outs = create(provider(), replacementModelId=fallback)
+    kindo.inject("drop", path=DELETE_PATH)  # processed; the retry then hears 404 naming the deleted model
+    provider().delete(model_id, outs)
+    assert model_id not in kindo.models and kindo.deletions == [(model_id, fallback)] and kindo.writes(DELETE_PATH) == 2
 
 
 # ------------------------------------------------------------------------------------ read / update
@@ -518,7 +517,7 @@ def test_kindo_model_registers_its_inputs_and_a_provider_without_secrets(monkeyp
     def program() -> None:  # Outputs belong to the loop they are made in: make them inside the run
         fields = {k: v for k, v in props().items() if k not in ("__provider", "providerVersion")}
         fields["litellmParams"] = {**fields["litellmParams"], "api_key": pulumi.Output.secret(ANTHROPIC_KEY)}
-        KindoModel("claude", KindoModelArgs.from_body(fields, "m-0"))
+        KindoModel("claude", KindoModelArgs(fields, replacement_model_id="m-0"))
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -573,3 +572,181 @@ def test_the_double_is_no_friendlier_than_the_contract(kindo: KindoDouble) -> No
     assert all(r.body is None or "Authorization" not in json.dumps(r.body) for r in kindo.requests)
     assert ANTHROPIC_KEY not in json.dumps([r.body for r in kindo.requests])
     assert kindo.writes(NEW_PATH) == 10 and kindo.writes(DELETE_PATH) == 3
+
+
+# ------------------------------------------------------------------------------------------ adoption
+def test_args_take_the_admin_api_body_with_its_wire_names() -> None:
+    from dynamic_providers.kindo_model import KindoModelArgs
+
+    body = {k: v for k, v in props().items() if k not in ("__provider", "providerVersion")}
+    args = KindoModelArgs(body, replacement_model_id="m-0", adopt_model_id="m-7")
+    assert args.to_props() == {**body, "replacementModelId": "m-0", "adoptModelId": "m-7", "confirmNotRegistered": None}
+    with pytest.raises(ValueError, match="orgId") as error:
+        KindoModelArgs({**body, "orgId": "o"})
+    assert "not Kindo body fields" in str(error.value)
+
+
+def test_adopting_registers_nothing_and_takes_the_id(kindo: KindoDouble) -> None:
+    existing = kindo.add_model("claude-sonnet-4")
+    model_id, outs = create(provider(), adoptModelId=existing)
+    assert model_id == existing == outs["modelId"] and outs["registration"] == "adopted"
+    assert kindo.writes() == 0 and kindo.models_named("claude-sonnet-4") == [existing]
+
+
+def test_check_marks_an_adoption_already_applied() -> None:
+    p = provider()
+    assert "adoptionDone" not in p.check({}, props(adoptModelId="m-7")).inputs  # a new resource adopts
+    assert p.check(props(adoptModelId="m-7"), props(adoptModelId="m-7")).inputs["adoptionDone"] is True
+    assert "adoptionDone" not in p.check(props(adoptModelId="m-7"), props(adoptModelId="m-8")).inputs
+    # outputs and derived fields never come from the caller
+    checked = p.check({}, props(modelId="x", registration="adopted", adoptionDone=True)).inputs
+    assert not {"modelId", "registration", "adoptionDone"} & set(checked)
+
+
+def test_a_field_change_of_an_adopted_model_registers_a_successor(kindo: KindoDouble) -> None:
+    p = provider()
+    adopted = kindo.add_model("claude-sonnet-4")
+    _, outs = create(p, adoptModelId=adopted)
+    news = {**p.check(outs, props(adoptModelId=adopted, contextWindow=131072.0)).inputs, "__provider": PROVIDER_ENTRY}
+    assert p.diff(adopted, outs, news).replaces == ["contextWindow"]
+    successor = p.create(news)
+    assert successor.id != adopted and successor.outs["registration"] == "registered" and kindo.writes(NEW_PATH) == 1
+    p.delete(adopted, outs)  # the engine's last step: the adopted model goes, into its successor
+    assert kindo.deletions == [(adopted, successor.id)]
+
+
+@pytest.mark.parametrize("old, new, replaces, changes", [
+    (None, "m-7", ["adoptModelId"], True),  # another model takes this one's place
+    ("m-7", "m-8", ["adoptModelId"], True),
+    (None, "m-1", [], True),  # the ID the resource already has: recorded only
+    ("m-7", None, [], True),  # removed: recorded only, the model stays
+    ("m-7", "m-7", [], False),
+])
+def test_diff_of_adopt_model_id(old: str | None, new: str | None, replaces: list[str], changes: bool) -> None:
+    result = provider().diff("m-1", state_of(adoptModelId=old), news_of(adoptModelId=new))
+    assert result.replaces == replaces and result.changes is changes
+
+
+# ------------------------------------------------------------------------------------ unknown outcome
+def placeholder_state(**changes: Any) -> tuple[str, dict[str, Any]]:
+    placeholder = "unconfirmed-0000"
+    return placeholder, {**state_of(**changes), "modelId": placeholder, "placeholderId": placeholder,
+                         "registration": "unconfirmed", "unconfirmedReason": "the answer was lost (dropped)"}
+
+
+def test_a_placeholder_stops_every_diff_until_the_entry_answers() -> None:
+    placeholder, olds = placeholder_state()
+    with pytest.raises(KindoModelError) as error:
+        provider().diff(placeholder, olds, news_of())
+    line = first_line(error.value)
+    assert "outcome of its registration is unknown" in line and "kindoModelId: <its ID>" in line
+    assert f"confirmNotRegistered: {placeholder}" in line and "the answer was lost" in line
+    assert provider().diff(placeholder, olds, news_of(adoptModelId="m-9")).replaces == ["adoptModelId"]
+    assert provider().diff(placeholder, olds, news_of(confirmNotRegistered=placeholder)).replaces == ["confirmNotRegistered"]
+    with pytest.raises(KindoModelError, match="confirmNotRegistered names unconfirmed-9999, not this placeholder"):
+        provider().diff(placeholder, olds, news_of(confirmNotRegistered="unconfirmed-9999"))
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    ({"adoptModelId": "unconfirmed-1234"}, "adoptModelId", "placeholder"),
+    ({"adoptModelId": ""}, "adoptModelId", "model ID"),
+    ({"confirmNotRegistered": "m-1"}, "confirmNotRegistered", "placeholder ID"),
+])
+def test_check_refuses_answers_that_cannot_be_right(changes: dict[str, Any], field: str, words: str) -> None:
+    failures = provider().check({}, props(**changes)).failures
+    assert [f.property for f in failures] == [field] and words in failures[0].reason
+
+
+def test_a_placeholder_leaves_without_a_request_and_never_blocks(kindo: KindoDouble) -> None:
+    placeholder, olds = placeholder_state()
+    provider().delete(placeholder, olds)  # its entry removed, or a later run retiring it: no request, no failure
+    provider().delete(placeholder, {**olds, "supersedes": kindo.add_model("claude-sonnet-4")})
+    assert kindo.writes() == 0 and len(kindo.models) == 1
+
+
+def test_stop_if_unconfirmed_stops_a_new_model_and_warns_for_a_replacement() -> None:
+    import pulumi
+
+    from dynamic_providers.kindo_model import stop_if_unconfirmed
+
+    placeholder, olds = placeholder_state()
+    with pytest.raises(pulumi.RunError, match="outcome of its registration is unknown"):
+        stop_if_unconfirmed(olds)
+    warning = stop_if_unconfirmed({**olds, "modelId": "m-old", "supersedes": "m-old"})
+    assert warning and "m-old keeps serving" in warning and placeholder in warning
+    assert stop_if_unconfirmed(state_of()) is None
+
+
+# -------------------------------------------------------------------------------------------- delete
+def http_404(body: Any) -> HttpError:
+    return HttpError("Kindo POST x failed: HTTP 404", method="POST", path=DELETE_PATH, kind="status", status=404,
+                     server_message=str(body), data=body)
+
+
+@pytest.mark.parametrize("body, confirmed, gone", [
+    ({"message": "Model not found: m-old"}, False, True),  # names the deleted model only: it is gone
+    ({"message": "Model not found: m-new"}, True, False),  # names the replacement: never "gone"
+    ({"message": "Model not found: m-old, m-new"}, True, False),  # both named: cannot tell apart
+    ({"message": "Model not found"}, True, True),  # opaque, the replacement registered minutes ago: the model
+    ({"message": "Model not found"}, False, False),  # opaque, replacement from state: ask
+    (None, True, False),  # not Kindo's JSON (a proxy's 404 page): never "gone"
+])
+def test_model_gone_reads_a_404_strictly(body: Any, confirmed: bool, gone: bool) -> None:
+    from dynamic_providers.kindo_model import Replacement, model_gone
+
+    assert model_gone(http_404(body), "m-old", Replacement("m-new", "test", confirmed)) is gone
+
+
+def test_a_model_deleted_by_hand_is_gone_and_the_delete_succeeds(kindo: KindoDouble) -> None:
+    fallback = kindo.add_model("fallback")
+    model_id, outs = create(provider(), replacementModelId=fallback)
+    del kindo.models[model_id]  # deleted by hand in Kindo
+    provider().delete(model_id, outs)
+    assert kindo.deletions == [] and fallback in kindo.models
+
+
+def test_an_opaque_404_with_a_replacement_from_state_asks_the_operator(kindo: KindoDouble) -> None:
+    kindo.not_found_shape = "opaque"
+    model_id, outs = create(provider(), replacementModelId=kindo.add_model("fallback"))
+    del kindo.models[model_id]
+    reset_successors()
+    with pytest.raises(KindoModelError) as error:
+        provider().delete(model_id, outs)
+    line = first_line(error.value)
+    assert "without saying whether the model or its replacement" in line and "pulumi state delete" in line
+
+
+def test_a_delete_answered_by_a_login_page_is_not_done(kindo: KindoDouble) -> None:
+    model_id, outs = create(provider(), replacementModelId=kindo.add_model("fallback"))
+    kindo.inject("html", path=DELETE_PATH)
+    with pytest.raises(KindoModelError) as error:
+        provider().delete(model_id, outs)
+    assert "not the Kindo API's JSON" in str(error.value) and "proxy" in str(error.value)
+    assert model_id in kindo.models and kindo.deletions == []
+
+
+# -------------------------------------------------------------------------------- unique routing names
+def test_with_unique_names_a_replacement_takes_the_alternate_name_and_back(kindo: KindoDouble) -> None:
+    kindo.unique_names = True
+    p = provider()
+    first_id, first = create(p)
+    names = []
+    for window in (131072.0, 65536.0):
+        news = {**p.check(first, props(contextWindow=window)).inputs, "__provider": PROVIDER_ENTRY}
+        assert p.diff(first_id, first, news).replaces == ["contextWindow"]
+        successor = p.create(news)
+        p.delete(first_id, first)
+        names.append(successor.outs["routingName"])
+        first_id, first = successor.id, {**successor.outs, "__provider": PROVIDER_ENTRY}
+        assert len(kindo.models) == 1 and successor.outs["litellmModelName"] == "claude-sonnet-4"
+    assert names == ["claude-sonnet-4--next", "claude-sonnet-4"]
+    assert kindo.writes(NEW_PATH) == 4  # the first, (refused, alternate), the plain name free again
+
+
+def test_with_unique_names_a_new_entry_whose_name_kindo_has_says_adopt_it(kindo: KindoDouble) -> None:
+    kindo.unique_names = True
+    kindo.add_model("claude-sonnet-4")  # registered by the runbook
+    with pytest.raises(KindoModelError) as error:
+        create(provider())
+    assert "already has a model named 'claude-sonnet-4'" in first_line(error.value)
+    assert "kindoModelId: <its ID>" in first_line(error.value) and len(kindo.models) == 1

@@ -128,3 +128,41 @@ def test_model_lifecycle_through_the_real_provider_host(host: ResourceProviderSt
     assert error.value.code() == grpc.StatusCode.UNKNOWN
     assert "KindoModelError: Kindo model 'orphan-model'" in details and "Set replacementModelId on it" in details
     assert kindo.api_key not in details and ANTHROPIC_KEY not in details and kindo.writes() == writes
+
+
+def test_an_unknown_registration_through_the_real_host_is_remembered_and_answered(host: ResourceProviderStub,
+                                                                                   kindo: KindoDouble) -> None:
+    """The host cannot return partial state from a failed Create; a placeholder from a successful one is what the
+    engine stores. The next Diff stops with the instruction; the answer (kindoModelId) replaces the placeholder
+    by adoption, and the placeholder's Delete in the same host process makes no request."""
+    pickled = serialize_provider(KindoModelProvider(timeout=Timeout(connect=2.0, read=10.0),
+                                                    retry=RetryPolicy(first_wait=0.05, max_wait=0.2, budget=5.0)))
+    connection = f'{{"apiUrl": "{kindo.url}", "orgId": "{ORG}", "userId": "{USER}"}}'
+    host.Configure(proto.ConfigureRequest(
+        variables={"kindo-models:kindo": connection},
+        args=struct({"kindo-models:kindo": connection, "kindo-models:kindoApiKey": secret(kindo.api_key)}),
+        acceptSecrets=True, acceptResources=True))
+    urn = URN.format("claude")
+    checked, _ = check(host, urn, inputs(pickled))
+    kindo.inject("drop")  # Kindo registers the model, the answer is lost
+    created = host.Create(proto.CreateRequest(urn=urn, properties=checked))
+    outs = plain(created.properties)
+    assert created.id.startswith("unconfirmed-") and outs["registration"] == "unconfirmed"
+    assert outs["modelId"] == created.id and ANTHROPIC_KEY not in outs["unconfirmedReason"]
+    [registered] = kindo.models_named("claude-sonnet-4")
+
+    # The next run without an answer: Diff stops, nothing is sent.
+    with pytest.raises(grpc.RpcError) as stopped:
+        host.Diff(proto.DiffRequest(id=created.id, urn=urn, olds=created.properties, news=checked))
+    assert "outcome of its registration is unknown" in stopped.value.details()
+    assert f"confirmNotRegistered: {created.id}" in stopped.value.details() and kindo.writes() == 1
+
+    # The answer: the operator saw the model on Kindo's Models page.
+    answered = host.Check(proto.CheckRequest(urn=urn, olds=created.properties,
+                                             news=struct(inputs(pickled, adoptModelId=registered)))).inputs
+    diff = host.Diff(proto.DiffRequest(id=created.id, urn=urn, olds=created.properties, news=answered))
+    assert list(diff.replaces) == ["adoptModelId"]
+    adopted = host.Create(proto.CreateRequest(urn=urn, properties=answered))
+    assert adopted.id == registered and plain(adopted.properties)["registration"] == "adopted"
+    host.Delete(proto.DeleteRequest(id=created.id, urn=urn, properties=created.properties))
+    assert kindo.writes() == 1 and kindo.models_named("claude-sonnet-4") == [registered]

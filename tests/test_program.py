@@ -184,7 +184,7 @@ def test_a_plan_with_an_error_registers_nothing_and_names_the_model() -> None:
 
 def test_a_plain_text_key_in_pulumi_config_stops_the_program() -> None:
     config = stack_config(ROOT / "Pulumi.dev.yaml")
-    model = next(m for m in config["kindo-models:models"] if m["litellmModelName"] == "claude-sonnet-4-20250514")
+    model = next(m for m in config["kindo-models:models"] if m["litellmModelName"] == "claude-sonnet-5-5")
     del model["credential"]
     model["apiKey"] = "sk-ant-plain-text-0123456789"
     result = run_program(config, "dev")

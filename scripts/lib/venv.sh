@@ -12,7 +12,7 @@ fi
 digest="$(cat "$root"/requirements*.txt | sha256sum | cut -c1-16)"
 stamp="$root/.venv/.installed-$(basename "$requirements" .txt)-$digest"
 if [ ! -f "$stamp" ]; then
-  echo "installing $requirements into .venv" >&2
+  echo "installing $requirements into .venv (pinned versions; the first time takes up to a minute)" >&2
   "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/$requirements"
   touch "$stamp"
 fi

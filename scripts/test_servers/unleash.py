@@ -263,14 +263,37 @@ def _run(cmd: list[str], log: Path, what: str, *, user: str | None = None, env: 
         if user:
             kwargs.update(user=user, group=user, extra_groups=[])
         try:
-            rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=cwd, timeout=timeout, **kwargs).returncode
+            rc = _wait_saying(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                               env=env, cwd=cwd, **kwargs), what, timeout)
         except subprocess.TimeoutExpired:
             raise _fail(f"{what} timed out after {timeout:.0f}s", log) from None
         except OSError as e:
             raise _fail(f"{what} could not run {cmd[0]}: {e}", log) from None
     if rc != 0:
         raise _fail(f"{what} failed (exit {rc}): {' '.join(cmd)}", log)
+
+
+PROGRESS_EVERY = 15.0  # seconds between "still running" lines, so a first install never sits silent
+
+
+def _wait_saying(proc: subprocess.Popen, what: str, timeout: float) -> int:
+    """Wait for a step, saying every PROGRESS_EVERY seconds that it is still running; kill it at the timeout."""
+    started = time.monotonic()
+    _log(f"{what} ...")
+    while True:
+        elapsed = time.monotonic() - started
+        try:
+            rc = proc.wait(timeout=min(PROGRESS_EVERY, max(0.1, timeout - elapsed)))
+        except subprocess.TimeoutExpired:
+            elapsed = time.monotonic() - started
+            if elapsed >= timeout:
+                proc.kill()
+                proc.wait()
+                raise
+            _log(f"{what}: still running ({elapsed:.0f}s)")
+            continue
+        _log(f"{what}: done in {time.monotonic() - started:.0f}s")
+        return rc
 
 
 def _is_root() -> bool:
@@ -548,8 +571,14 @@ def _unleash_start(paths: Paths, port: int, pg: dict, watchdog_pid: int) -> dict
 
 def _wait_ready(paths: Paths, un: dict, timeout: float) -> None:
     token = _secrets(paths)["admin_token"]
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    said = started
+    _log(f"waiting for Unleash at {un['url']} (its first start creates its database tables: up to a minute)")
     while time.monotonic() < deadline:
+        if time.monotonic() - said >= PROGRESS_EVERY:
+            said = time.monotonic()
+            _log(f"Unleash not answering /health yet ({said - started:.0f}s)")
         if not _alive(un):
             raise _fail("Unleash exited during start-up", paths.log("unleash"), (paths.log("postgres"), 15))
         code, _ = _http_get(f"{un['url']}/health", timeout=1.0)
@@ -1032,9 +1061,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "env":
             return _print_env(paths, export=args.export)
         if args.cmd == "install":
-            install(paths.home)
+            installed = install(paths.home)
             _pg_bindir(paths.log("install"))
-            _log("installed")
+            _log("installed" if installed else f"unleash-server {UNLEASH_VERSION} and PostgreSQL already installed")
             return 0
         if args.cmd == "reset":
             reset(paths.home)

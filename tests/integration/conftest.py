@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -65,13 +66,16 @@ class UnleashHandle:
 
 
 @pytest.fixture(scope="session")
-def unleash_server() -> Iterator[UnleashHandle]:
+def unleash_server(pytestconfig: pytest.Config) -> Iterator[UnleashHandle]:
     if _skip_requested():
         pytest.skip(SKIP_REASON)
     owner = os.getpid()
     error = None
+    # Installing and starting take from seconds to a minute or two: let their progress lines through pytest's capture.
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     try:
-        server = test_servers.start(owner_pid=owner)
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            server = test_servers.start(owner_pid=owner)
     except test_servers.TestServerError as e:
         error = str(e)
     if error is not None:  # outside `except`: no chained traceback, just the message + log tails

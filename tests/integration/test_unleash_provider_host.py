@@ -12,11 +12,12 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import proto
 from pulumi.runtime.proto.provider_pb2_grpc import ResourceProviderStub
 
-from dynamic_providers.unleash_flag import OURS, PROVIDER_VERSION, UnleashFlagProvider
+from dynamic_providers.unleash_flag import PROVIDER_VERSION, UnleashFlagProvider, title_of
 from tests.provider_host import plain, provider_host, secret, struct
 
 URN = "urn:pulumi:dev::kindo-models::pulumi-python:dynamic/unleash:UnleashModelFlag::{}"
 ENV = "development"
+OURS = title_of("kindo-models/dev")
 
 
 @pytest.fixture
@@ -26,8 +27,9 @@ def host() -> Iterator[ResourceProviderStub]:
 
 
 def news(ns, pickled: str, flag: str, ids: list[str], **changes: Any) -> dict[str, Any]:
-    return {"flag": ns.name(flag), "environment": ENV, "project": ns.project, "modelIds": ids, "payloadType": "json",
-            "required": False, "providerVersion": PROVIDER_VERSION, "__provider": pickled, **changes}
+    return {"flag": ns.name(flag), "environment": ENV, "project": ns.project, "owner": "kindo-models/dev",
+            "modelIds": ids, "payload": "ids", "required": False, "providerVersion": PROVIDER_VERSION,
+            "__provider": pickled, **changes}
 
 
 def ids_in_unleash(server, ns, flag: str) -> list[str]:
@@ -48,8 +50,8 @@ def test_flag_lifecycle_through_the_real_provider_host(host, unleash_server, unl
     assert configured.acceptSecrets is False
     urn = URN.format("TOOL_CALLING_MODELS")
 
-    bad = host.Check(proto.CheckRequest(urn=urn, olds=struct({}), news=struct(news(ns, pickled, "TOOL_CALLING_MODELS", ["a"], payloadType="xml"))))
-    assert [f.property for f in bad.failures] == ["payloadType"]
+    bad = host.Check(proto.CheckRequest(urn=urn, olds=struct({}), news=struct(news(ns, pickled, "TOOL_CALLING_MODELS", ["a"], payload="xml"))))
+    assert [f.property for f in bad.failures] == ["payload"]
     checked = host.Check(proto.CheckRequest(urn=urn, olds=struct({}), news=struct(news(ns, pickled, "TOOL_CALLING_MODELS", ["m-1"])))).inputs
 
     created = host.Create(proto.CreateRequest(urn=urn, properties=checked))
@@ -78,3 +80,25 @@ def test_flag_lifecycle_through_the_real_provider_host(host, unleash_server, unl
         host.Delete(proto.DeleteRequest(id=required.id, urn=URN.format("AUDIO_TRANSCRIPTION"), properties=required.properties))
     assert "refusing to remove the routing of required flag" in refused.value.details()
     assert unleash_server.token not in refused.value.details()
+
+
+def test_archived_flag_drift_through_the_real_host(host, unleash_server, unleash_project) -> None:
+    """Refresh (Read) reports the archived flag as drift, Diff asks for an update, Update revives and enables it."""
+    ns = unleash_project
+    pickled = serialize_provider(UnleashFlagProvider())
+    unleash = json.dumps({"url": unleash_server.url, "project": ns.project, "environment": ENV})
+    host.Configure(proto.ConfigureRequest(
+        variables={"kindo-models:unleash": unleash},
+        args=struct({"kindo-models:unleash": unleash, "kindo-models:unleashApiToken": secret(unleash_server.token)}),
+        acceptSecrets=True, acceptResources=True))
+    urn = URN.format("EMBEDDING_MODELS")
+    checked = host.Check(proto.CheckRequest(urn=urn, olds=struct({}), news=struct(news(ns, pickled, "EMBEDDING_MODELS", ["e-1"])))).inputs
+    created = host.Create(proto.CreateRequest(urn=urn, properties=checked))
+    assert unleash_server.session.delete(f"{ns.features_url}/{ns.name('EMBEDDING_MODELS')}").status_code == 202
+    read = host.Read(proto.ReadRequest(id=created.id, urn=urn, properties=created.properties))
+    assert read.id == created.id and plain(read.properties)["archived"] is True
+    diff = host.Diff(proto.DiffRequest(id=created.id, urn=urn, olds=read.properties, news=checked))
+    assert diff.changes == proto.DiffResponse.DIFF_SOME and list(diff.replaces) == []
+    updated = host.Update(proto.UpdateRequest(id=created.id, urn=urn, olds=read.properties, news=checked))
+    assert plain(updated.properties)["archived"] is False
+    assert ns.name("EMBEDDING_MODELS") in ns.feature_names() and ids_in_unleash(unleash_server, ns, "EMBEDDING_MODELS") == ["e-1"]
