@@ -85,6 +85,8 @@ class ModelCatalog(pulumi.ComponentResource):
                     environment=plan.settings.unleash.environment,
                     project=plan.settings.unleash.project,
                     model_ids=[self.models[n].modelId for n in flag.models],
+                    model_names=[self.models[n].routingName for n in flag.models],
+                    payload=flag.payload,
                     required=flag.required,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
@@ -107,6 +109,7 @@ class ModelCatalog(pulumi.ComponentResource):
         replacement = self.models[model.replacement].modelId if model.replacement else None
         return KindoModel(
             model.litellmModelName,
-            KindoModelArgs.from_body(fields, replacement),
+            KindoModelArgs(fields, replacement_model_id=replacement, adopt_model_id=model.adoptModelId,
+                           confirm_not_registered=model.confirmNotRegistered),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on.get(model.litellmModelName, []))),
         )

@@ -779,12 +779,6 @@ class KindoModelArgs:
             raise ValueError(f"KindoModelArgs.body has keys that are not Kindo body fields: {', '.join(unknown)}; "
                              f"the fields are {', '.join(REGISTERED_FIELDS)} (orgId and userId come from the connection)")
 
-    @classmethod
-    def from_body(cls, fields: Mapping[str, Any],
-                  replacement_model_id: Optional[pulumi.Input[str]] = None) -> "KindoModelArgs":
-        """The old spelling, kept until components/model_catalog.py passes the body straight to the constructor."""
-        return cls(dict(fields), replacement_model_id)
-
     def to_props(self) -> dict[str, Any]:
         return {**self.body, "replacementModelId": self.replacement_model_id, "adoptModelId": self.adopt_model_id,
                 "confirmNotRegistered": self.confirm_not_registered}

@@ -9,8 +9,10 @@ from typing import Any, Mapping
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
+from planner.names import PROJECT
+
 PROVIDER_KEY = "__provider"  # the serialized provider the engine stores beside every dynamic resource's inputs
-CONFIG_NAMESPACE = "kindo-models"
+CONFIG_NAMESPACE = PROJECT  # the stack config namespace: one definition, planner/names.py
 
 
 class ConfigShapeError(ValueError):

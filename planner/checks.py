@@ -430,9 +430,18 @@ def check_flags(table: dict[str, list[str]], specs: dict[str, FlagSpec], models:
 
 def check_duplicates(models: list[ModelEntry]) -> list[Finding]:
     counts = Counter(m.litellmModelName for m in models)
-    return [error("duplicate-litellm-model-name", name, f"litellmModelName {name!r} is used by {count} models; it is the "
-                  "routing key and must be unique (LiteLLM would load-balance between them). Rename all but one.")
-            for name, count in counts.items() if count > 1]
+    findings = [error("duplicate-litellm-model-name", name, f"litellmModelName {name!r} is used by {count} models; it is "
+                      "the routing key and must be unique (LiteLLM would load-balance between them). Rename all but one.")
+                for name, count in counts.items() if count > 1]
+    adopted: dict[str, list[str]] = {}
+    for model in models:
+        if model.kindoModelId:
+            adopted.setdefault(model.kindoModelId, []).append(model.litellmModelName)
+    findings += [error("kindo-model-id-duplicate", names[0], f"kindoModelId {model_id!r} is given to {', '.join(names)}: one "
+                       "Kindo model can be adopted by one entry. Keep it on the entry it belongs to (the routing report "
+                       "shows which models the flags carry) and remove it from the others.")
+                 for model_id, names in adopted.items() if len(names) > 1]
+    return findings
 
 
 def check_pool(pool: GpuPool, instance: InstanceType | None) -> list[Finding]:

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Sequence
 
 from planner.findings import Finding
 from planner.loading import StackFileError, read_stack_document, stack_name_from_path
+from planner.migration import add_routing_parser, run_routing
 
 # planner.config (pydantic) and planner.plan are imported when a file has been read: a file that cannot be read
 # is refused before they load, in a tenth of the time.
 
 if TYPE_CHECKING:
     from checker.endpoint_checker import Summary
+
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 UNREADABLE_CODE = "stack-file-unreadable"
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     plan.set_defaults(command_parser=plan)
     add_verify_parser(commands)
+    add_routing_parser(commands)
     return parser
 
 
@@ -235,5 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_plan(args, path, stack)
     if args.command == "verify":
         return run_verify(args)
+    if args.command == "routing":
+        return run_routing(args, stack_path)
     return EXIT_UNREADABLE  # argparse rejects unknown commands before this
 

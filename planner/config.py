@@ -166,6 +166,11 @@ class ModelEntry(Strict):
     capabilities: Capabilities = Field(default_factory=Capabilities)
     vllm: VllmSpec | None = None
     verify: bool = True
+    # Moving an installation that exists: the ID of the model Kindo already has for this entry (adopted: managed,
+    # never registered again), or, after a registration whose outcome was unknown, its placeholder ID to confirm that
+    # Kindo did not register it (README "Moving an existing installation", "When a registration's outcome is unknown").
+    kindoModelId: str | None = Field(None, min_length=1)
+    confirmNotRegistered: str | None = Field(None, pattern=r"^unconfirmed-")
 
     @field_validator("litellmModelName")
     @classmethod
@@ -246,6 +251,9 @@ class Unleash(Strict):
     project: str = "default"
     environment: str = Field(min_length=1)
     flagRequirements: dict[str, FlagRequirement] = Field(default_factory=dict)
+    # What a flag's variant carries: Kindo model IDs (seeds: global-model-management) or routing names, the
+    # litellmModelName (seeds: prepare-ai-models, "matches Unleash variants"). Kindo versions differ.
+    variantPayload: Literal["ids", "names"] = "ids"
 
 
 class VllmDefaults(Strict):

@@ -12,7 +12,7 @@ from planner.servers import PlannedServer
 
 COST_TIER_CATEGORY = {"HIGH": "Premium", "MEDIUM": "Standard", "LOW": "Budget"}
 # Fields a component renders but a reader of `plan --json` does not need.
-RENDER_ONLY = ("entry", "key", "body", "check", "needsToolCalling")
+RENDER_ONLY = ("entry", "key", "body", "check", "needsToolCalling", "adoptModelId", "confirmNotRegistered")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class PlannedModel:
     ambientCredential: str | None = None  # what LiteLLM uses without a key (the provider's, e.g. an IRSA role)
     body: KindoBody | None = None  # the admin API body of `model/new`
     check: CheckPlan | None = None  # the in-cluster endpoint check, for a self-hosted model with `verify`
+    adoptModelId: str | None = None  # the stack's kindoModelId: a model Kindo already has, managed, not registered
+    confirmNotRegistered: str | None = None  # a placeholder ID whose registration the operator says did not happen
     # The model Kindo moves this one's references to when it is deleted (delete-with-replacement).
     replacement: str | None = None
 
@@ -88,5 +90,6 @@ def plan_model(resolved: ResolvedModel, server: PlannedServer | None) -> Planned
         key=entry.api_key, verify=entry.verify, entry=entry, needsToolCalling=resolved.needs_tool_parser,
         ambientCredential=resolved.provider.ambientCredential if resolved.provider else None,
         body=kindo_body(entry, resolved.litellm_model, api_base),
+        adoptModelId=entry.kindoModelId, confirmNotRegistered=entry.confirmNotRegistered,
     )
     return model

