@@ -115,6 +115,13 @@ def subnet_zones(subnets: tuple[str, ...]) -> dict[str, str]:
     return zones
 
 
+def node_groups(cluster: str) -> tuple[str, ...] | None:
+    try:
+        return tuple(aws.eks.get_node_groups(cluster_name=cluster).names or ())
+    except Exception:  # noqa: BLE001 - unknown node groups only silence a warning
+        return None
+
+
 def autoscaler_deployments(reads: KubernetesReads, stack: str) -> tuple[tuple[str, ...], bool]:
     """(Cluster Autoscaler Deployments this stack did not install, whether this stack's own runs)."""
     foreign, ours = [], False
@@ -157,4 +164,5 @@ def read_cluster_facts(query: PreflightQuery, version: str, reads: KubernetesRea
     except KubernetesUnreadable as exc:
         return ClusterFacts(version=version, unreadable=str(exc))
     addons = {name: addon_fact(query, name) for name in query.addons}
-    return ClusterFacts(version=version, addons=addons, subnetZones=subnet_zones(query.subnets), **found)
+    return ClusterFacts(version=version, addons=addons, subnetZones=subnet_zones(query.subnets),
+                        nodeGroups=node_groups(query.cluster), **found)

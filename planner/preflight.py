@@ -61,6 +61,7 @@ class ClusterFacts:
     ownAutoscaler: bool = False
     karpenter: bool = False
     subnetZones: dict[str, str] = field(default_factory=dict)
+    nodeGroups: tuple[str, ...] | None = None  # the cluster's managed node groups (None: not read)
     unreadable: str | None = None  # why the cluster could not be read (nothing else is then known)
 
 
@@ -239,6 +240,22 @@ def decide_autoscaler(plan: Plan, facts: ClusterFacts, region: str | None) -> tu
     return installed, []
 
 
+OWN_NODE_GROUP_PREFIX = "kindo-"  # GpuNodePool names its node groups kindo-<pool>-...
+
+
+def check_system_nodes(plan: Plan, facts: ClusterFacts) -> list[Finding]:
+    """The check Jobs, the EBS CSI controller and the Cluster Autoscaler request no GPU: they need an untainted node."""
+    if facts.nodeGroups is None or facts.karpenter or not plan.servers:
+        return []
+    others = [name for name in facts.nodeGroups if not name.startswith(OWN_NODE_GROUP_PREFIX)]
+    if others:
+        return []
+    return [warning("preflight-no-system-nodes", plan.settings.cluster.name if plan.settings.cluster else "cluster",
+                    "the cluster has no managed node group besides this program's GPU pools, whose taint keeps other pods "
+                    "off: the endpoint check Jobs (and the EBS CSI controller, the Cluster Autoscaler) need an untainted "
+                    "node. Make sure self-managed or Fargate capacity runs them, or add a small node group.")]
+
+
 def decide_agent(facts: ClusterFacts, needed: bool) -> bool:
     """The Pod Identity agent add-on: created when a role the program makes needs it and the cluster runs none; kept
     once created by this stack (other workloads may have come to rely on it)."""
@@ -263,7 +280,7 @@ def decide_live(plan: Plan, facts: ClusterFacts, region: str | None) -> tuple[Li
         findings += storage_findings
     # An add-on this stack created stays managed whatever the pools need now (a driver with volumes is not removed).
     create_addon = create_addon or facts.addons.get(addon_names()[0], AddonFact(False)).ours
-    findings += check_subnet_zones(plan, facts)
+    findings += check_subnet_zones(plan, facts) + check_system_nodes(plan, facts)
     autoscaler, autoscaler_findings = decide_autoscaler(plan, facts, region)
     agent = decide_agent(facts, create_addon or autoscaler is not None)
     live = LivePlan(cluster.namespace, create_namespace, agent, create_addon, storage_class, autoscaler,

@@ -72,6 +72,7 @@ class LiveCluster:
                                                                    volumeBindingMode="WaitForFirstConsumer")]},
         "/apis/apps/v1/namespaces/kube-system/daemonsets": {"items": [named("aws-node"), named("kube-proxy")]},
     })
+    nodeGroups: list[str] = field(default_factory=lambda: ["kindo-core"])  # the cluster's own managed node groups
     gets: list[str] = field(default_factory=list)  # every path the preflight read
 
     def get(self, path: str) -> dict[str, Any] | None:
@@ -129,7 +130,7 @@ class Recorder(pulumi.runtime.Mocks):
             return {"userName": "AWS", "password": "ecr-token-TEST", "id": "x", "authorizationToken": "x",
                     "proxyEndpoint": "https://123456789012.dkr.ecr.us-west-2.amazonaws.com", "expiresAt": "x"}, []
         if args.token == "aws:eks/getNodeGroups:getNodeGroups":
-            return {"clusterName": args.args["clusterName"], "names": ["kindo-core"], "id": "x"}, []
+            return {"clusterName": args.args["clusterName"], "names": list(self.live.nodeGroups), "id": "x"}, []
         if args.token == "aws:eks/getNodeGroup:getNodeGroup":
             return {"nodeRoleArn": "arn:aws:iam::123456789012:role/kindo-core-nodes", "id": "x"}, []
         return {}, []

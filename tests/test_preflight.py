@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -198,6 +199,14 @@ def test_the_pod_identity_agent_is_added_only_when_a_role_needs_it_and_none_runs
     running = ClusterFacts(version="1.34", subnetZones=zones, daemonSets=frozenset({"eks-pod-identity-agent"}))
     assert decide_live(plan, running, "r")[0].podIdentityAgent is False
     assert decide_live(plan_of(base_config()), ClusterFacts(version="1.34"), "r")[0].podIdentityAgent is False
+
+
+def test_a_cluster_without_untainted_node_groups_is_warned_about() -> None:
+    plan = plan_of(base_config())
+    lonely = ClusterFacts(version="1.34", nodeGroups=("kindo-l40s-20260101",))
+    assert [f.code for f in decide_live(plan, lonely, "r")[1]] == ["preflight-no-system-nodes"]
+    assert decide_live(plan, replace(lonely, nodeGroups=("kindo-l40s-1", "core")), "r")[1] == []
+    assert decide_live(plan, replace(lonely, karpenter=True), "r")[1] == []  # Karpenter brings its own nodes
 
 
 def test_a_named_class_on_another_provisioner_needs_no_ebs_driver() -> None:
