@@ -32,12 +32,18 @@ def _load(path: Path) -> Any:
 @dataclass(frozen=True)
 class Gpu:
     name: str
-    memoryMiB: int
+    memoryMiB: int  # as EC2 reports it
     deviceName: str  # as CUDA names the device (nvidia-smi --query-gpu=name); vLLM's batch defaults read it
+    cudaMemoryGiB: float  # the total CUDA reports: what vLLM sizes with
+    computeCapability: float
 
     @property
     def memory_bytes(self) -> int:
         return self.memoryMiB * 1024 * 1024
+
+    @property
+    def cuda_memory_bytes(self) -> int:
+        return int(self.cudaMemoryGiB * 1024**3)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,20 @@ class InstanceType:
         return self.nvme[0] * self.nvme[1]
 
 
+Interconnect = Literal["nvlink", "pcie"]
+
+
+@lru_cache(maxsize=1)
+def interconnects() -> dict[str, Interconnect]:
+    """Instance family -> how its GPUs reach each other (planner/data/interconnect.yaml)."""
+    return {str(family): kind for family, kind in _load(DATA / "interconnect.yaml")["families"].items()}
+
+
+def interconnect(instance_type: str) -> Interconnect:
+    """The instance type's GPU interconnect; an unknown family is taken as PCIe (no peer-to-peer buffers)."""
+    return interconnects().get(instance_type.split(".", 1)[0], "pcie")
+
+
 def instance_families(table: dict[str, "InstanceType"]) -> list[str]:
     """The instance families the catalog holds (g5, g6e, p5, ...), for messages."""
     return sorted({name.split(".", 1)[0] for name in table})
@@ -66,7 +86,8 @@ def instance_families(table: dict[str, "InstanceType"]) -> list[str]:
 @lru_cache(maxsize=1)
 def instances() -> dict[str, InstanceType]:
     data = _load(DATA / "instances.yaml")
-    gpus = {name: Gpu(name=name, memoryMiB=int(spec["memoryMiB"]), deviceName=str(spec["deviceName"]))
+    gpus = {name: Gpu(name=name, memoryMiB=int(spec["memoryMiB"]), deviceName=str(spec["deviceName"]),
+                      cudaMemoryGiB=float(spec["cudaMemoryGiB"]), computeCapability=float(spec["computeCapability"]))
             for name, spec in data["gpus"].items()}
     return {
         name: InstanceType(name=name, gpu=gpus[spec["gpu"]], nvme=tuple(spec.get("nvme") or (0, 0)),  # type: ignore[arg-type]
@@ -175,6 +196,28 @@ NonNegativeInt = Annotated[int, Ge(0)]
 NativeDtype = Literal["bfloat16", "float16", "float32", "fp8", "mxfp4", "int4"]
 AttentionKind = Literal["mha", "gqa", "mla", "sliding", "hybrid"]
 ModelKind = Literal["chat", "embedding", "transcription"]
+NonNegativeFloat = Annotated[float, Ge(0)]
+
+
+@dataclass(frozen=True)
+class LinearAttention:
+    """The recurrent layers of a hybrid model (config.json), whose per-request state vLLM caches as a MambaSpec page
+    (vllm/model_executor/layers/mamba/mamba_utils.py *_state_shape)."""
+
+    kind: Literal["gated_delta_net", "mamba2"]
+    layers: PositiveInt
+    convKernel: PositiveInt
+    stateDtype: Literal["float32", "bfloat16", "float16"] = "float32"  # mamba_ssm_dtype / mamba_ssm_cache_dtype
+    # gated_delta_net: linear_num_key_heads, linear_num_value_heads, linear_key_head_dim, linear_value_head_dim
+    numKeyHeads: Optional[PositiveInt] = None
+    numValueHeads: Optional[PositiveInt] = None
+    keyHeadDim: Optional[PositiveInt] = None
+    valueHeadDim: Optional[PositiveInt] = None
+    # mamba2: mamba_num_heads, mamba_head_dim, ssm_state_size, n_groups; intermediate = heads x head dim
+    numHeads: Optional[PositiveInt] = None
+    headDim: Optional[PositiveInt] = None
+    stateSize: Optional[PositiveInt] = None
+    nGroups: Optional[PositiveInt] = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +245,13 @@ class Architecture:
     vocabSize: Optional[PositiveInt] = None
     kvLoraRank: Optional[PositiveInt] = None
     qkRopeHeadDim: Optional[PositiveInt] = None
+    qLoraRank: Optional[PositiveInt] = None  # MLA: q_lora_rank (its projection is replicated under TP)
+    denseLayers: Optional[NonNegativeInt] = None  # MoE: leading dense layers (first_k_dense_replace)
+    tieWordEmbeddings: bool = False  # the LM head shares the embedding matrix (counted once)
+    visionParametersB: Optional[PositiveFloat] = None  # vision tower, part of parametersB; stays 16-bit
+    encoderProfileGiB: Optional[NonNegativeFloat] = None  # vLLM's multimodal encoder profile, measured per GPU
+    linearAttention: Optional[LinearAttention] = None  # hybrid models' recurrent layers
+    encoderOnly: bool = False  # bidirectional attention (BERT, XLM-RoBERTa): vLLM keeps no KV cache
     # Encoder-decoder models (Whisper): encoder positions every decoder layer attends to, cached once per request.
     crossAttentionTokens: Optional[PositiveInt] = None
     checkpointGiB: Optional[PositiveFloat] = None
@@ -220,7 +270,10 @@ class Architecture:
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Architecture":
         known = {f.name for f in fields(Architecture)}
-        return replace(self, **{k: v for k, v in overrides.items() if k in known and v is not None})
+        values = {k: v for k, v in overrides.items() if k in known and v is not None}
+        if isinstance(values.get("linearAttention"), dict):
+            values["linearAttention"] = LinearAttention(**values["linearAttention"])
+        return replace(self, **values)
 
 
 ARCHITECTURE_FIELDS = {f.name for f in fields(Architecture)}
@@ -244,8 +297,10 @@ def architecture_from_dict(entry: dict[str, Any]) -> Architecture:
     for key in ("minVllmVersion",):
         if key in values and values[key] is not None:
             values[key] = str(values[key])
-    for key in ("vision", "toolCalling", "trustRemoteCode"):
+    for key in ("vision", "toolCalling", "trustRemoteCode", "tieWordEmbeddings", "encoderOnly"):
         values[key] = bool(values.get(key) or False)
+    if isinstance(values.get("linearAttention"), dict):
+        values["linearAttention"] = LinearAttention(**values["linearAttention"])
     for key in ("source", "notes"):
         values[key] = str(values.get(key) or "")
     if values.get("minVllmVersion") is None:
@@ -255,7 +310,7 @@ def architecture_from_dict(entry: dict[str, Any]) -> Architecture:
 
 # Suffixes of quantized or re-packaged checkpoints: the architecture is the base model's.
 _CHECKPOINT_SUFFIX = re.compile(
-    r"[-_.](awq|gptq(-int[48])?|fp8(-dynamic)?|int[48]|w4a16|w8a8|bnb-4bit|4bit|8bit|quantized.*|gguf|mlx.*)$",
+    r"[-_.](awq|gptq(-int[48])?|fp8(-dynamic)?|int[48]|w4a16|w8a8|nvfp4|bnb-4bit|4bit|8bit|quantized.*|gguf|mlx.*)$",
     re.IGNORECASE,
 )
 
@@ -329,10 +384,13 @@ class BatchTier:
     maxNumSeqs: int
     excludeDeviceNameContains: tuple[str, ...] = ()  # substrings of the lower-case CUDA device name
     deviceNameContainsAny: tuple[str, ...] = ()  # up to 0.8.4 the large tier was named GPUs
+    excludeComputeCapabilities: tuple[float, ...] = ()
 
     def matches(self, gpu: Gpu) -> bool:
         name = gpu.deviceName.lower()
-        if gpu.memory_bytes / 1024**3 < self.minGpuGiB or any(part in name for part in self.excludeDeviceNameContains):
+        if gpu.cudaMemoryGiB < self.minGpuGiB or any(part in name for part in self.excludeDeviceNameContains):
+            return False
+        if gpu.computeCapability in self.excludeComputeCapabilities:
             return False
         return not self.deviceNameContainsAny or any(part in name for part in self.deviceNameContainsAny)
 
@@ -360,6 +418,9 @@ class VllmRelease:
     nonTorchInBudget: bool  # CUDA context / cuBLAS and all non-torch memory is charged to the budget
     ncclInitInBudget: bool  # NCCL's start-up buffers are charged to the budget
     memorySnapshot: str  # whole-device | before-distributed-init | after-distributed-init
+    samplerImplementation: str  # flashinfer-when-installed | pytorch-sort | triton | flashinfer
+    kvCacheTokens: str  # how `GPU KV cache size: N tokens` counts: blocks-per-group | concurrency-times-length
+    slidingWindowReserve: str  # none | max-num-batched-tokens | max-in-flight-tokens
     toolCallParsers: tuple[str, ...]
     reasoningParsers: tuple[str, ...]
     quantizationMethods: tuple[str, ...]
@@ -418,14 +479,17 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
 
 def _release(version: str, spec: dict[str, Any]) -> VllmRelease:
     tiers = tuple(BatchTier(float(t["minGpuGiB"]), int(t["maxNumBatchedTokens"]), int(t["maxNumSeqs"]),
-                            _as_tuple(t.get("excludeDeviceNameContains")), _as_tuple(t.get("deviceNameContainsAny")))
+                            _as_tuple(t.get("excludeDeviceNameContains")), _as_tuple(t.get("deviceNameContainsAny")),
+                            tuple(float(c) for c in t.get("excludeComputeCapabilities") or ()))
                   for t in spec["batchTiers"])
     templates = spec.get("chatTemplates")
     return VllmRelease(
         version=version, released=str(spec["released"]), gpuMemoryUtilization=float(spec["gpuMemoryUtilization"]),
         batchTiers=tiers, cudaGraphsInBudget=bool(spec["cudaGraphsInBudget"]),
         nonTorchInBudget=bool(spec["nonTorchInBudget"]), ncclInitInBudget=bool(spec["ncclInitInBudget"]),
-        memorySnapshot=str(spec["memorySnapshot"]), toolCallParsers=_as_tuple(spec["toolCallParsers"]),
+        memorySnapshot=str(spec["memorySnapshot"]), samplerImplementation=str(spec["samplerImplementation"]),
+        kvCacheTokens=str(spec["kvCacheTokens"]), slidingWindowReserve=str(spec["slidingWindowReserve"]),
+        toolCallParsers=_as_tuple(spec["toolCallParsers"]),
         reasoningParsers=_as_tuple(spec["reasoningParsers"]), quantizationMethods=_as_tuple(spec["quantizationMethods"]),
         deprecatedQuantizationMethods=_as_tuple(spec.get("deprecatedQuantizationMethods")),
         kvCacheDtypes=_as_tuple(spec["kvCacheDtypes"]), serveFlags=frozenset(spec["serveFlags"]),
@@ -538,15 +602,40 @@ def gated_organizations() -> frozenset[str]:
 @dataclass(frozen=True)
 class QuantizationFormat:
     name: str
-    bytesPerParam: float | None  # None: sized as the checkpoint is published
+    weights: str | None  # the WeightLayout it holds weights in; None: the checkpoint's own
     needsCheckpoint: bool
 
 
+@dataclass(frozen=True)
+class WeightLayout:
+    name: str
+    bytesPerParam: float  # scales and zero points included
+    appliesTo: Literal["all", "linear", "experts"]
+
+
+@dataclass(frozen=True)
+class WeightFormats:
+    """planner/data/quantization.yaml: --quantization methods, weight layouts, and how a checkpoint names its layout."""
+
+    formats: dict[str, QuantizationFormat]
+    layouts: dict[str, WeightLayout]
+    native: dict[str, str]  # nativeDtype -> layout
+    checkpoint_suffixes: dict[str, str]  # repository-name suffix -> layout
+
+
 @lru_cache(maxsize=1)
+def weight_formats() -> WeightFormats:
+    data = _load(DATA / "quantization.yaml")
+    formats = {str(name): QuantizationFormat(str(name), spec.get("weights"), bool(spec.get("needsCheckpoint")))
+               for name, spec in data["formats"].items()}
+    layouts = {str(name): WeightLayout(str(name), float(spec["bytesPerParam"]), spec["appliesTo"])
+               for name, spec in data["layouts"].items()}
+    return WeightFormats(formats, layouts, {str(k): str(v) for k, v in data["nativeDtypes"].items()},
+                         {str(k): str(v) for k, v in data["checkpointSuffixes"].items()})
+
+
 def quantization_formats() -> dict[str, QuantizationFormat]:
-    data = _load(DATA / "quantization.yaml")["formats"]
-    return {str(name): QuantizationFormat(str(name), spec.get("bytesPerParam"), bool(spec.get("needsCheckpoint")))
-            for name, spec in data.items()}
+    return weight_formats().formats
 
 
 # --------------------------------------------------------------------------- cloud models (LiteLLM's map)

@@ -202,6 +202,9 @@ class GpuPool(Strict):
     amiType: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"] = "AL2023_x86_64_NVIDIA"
     subnetIds: list[str] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    # The GPU memory vLLM will see, in GiB (what torch.cuda.mem_get_info() reports as the total), for GPUs whose usable
+    # memory differs from the catalog's cudaMemoryGiB (planner/data/instances.yaml): MIG or vGPU slices, ECC settings.
+    gpuMemoryGiB: float | None = Field(None, gt=0, le=1024)
     # Where a node keeps the weights it downloads: nvme (the instance store as RAID0, zone-free) or ebs (a volume per
     # replica from the storage class; the pool must then live in one Availability Zone). None: nvme where the instance
     # type has instance store, else ebs (planner/storage.py).

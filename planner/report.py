@@ -71,17 +71,20 @@ def print_table(console: Console, title: str, columns: list[Column], rows: list[
 
 SERVER_COLUMNS = [Column("server / model"), Column("pool / instance"), Column("GPUs"), Column("TP", True),
                   Column("replicas", True), Column("max model len", True), Column("max context that fits", True),
-                  Column("headroom", True), Column("weights GiB", True), Column("KV GiB/GPU", True)]
+                  Column("KV cache tokens", True), Column("max concurrency", True), Column("weights GiB", True),
+                  Column("KV GiB/GPU", True)]
 
 
 def server_rows(plan: Plan) -> list[list[str]]:
     rows = []
     for s in plan.servers:
-        # headroom: how many max-length requests the KV cache holds at once (vLLM's "maximum concurrency")
-        headroom = f"{s.concurrency:.1f}x" if s.fits else "[bold red]does not fit[/]"
+        # What vLLM prints at start-up: `GPU KV cache size: N tokens`, `Maximum concurrency for L tokens per request: X`
+        # (an encoder-only model keeps no KV cache: vLLM prints neither line)
+        tokens = f"{s.kvCacheTokens:,}" if s.kvCacheTokens or not s.fits else "-"
+        concurrency = "[bold red]does not fit[/]" if not s.fits else f"{s.maxConcurrency:.2f}x" if s.kvCacheTokens else "-"
         rows.append([f"{escape(s.name)}\n[dim]{escape(s.model)}[/]", f"{escape(s.pool)} / {s.instanceType}",
                      f"{s.gpusPerReplica}x {s.gpu}", str(s.tensorParallelSize), str(s.replicas), f"{s.maxModelLen:,}",
-                     f"{s.maxContextThatFits:,}", headroom, f"{s.weightsGiB:.1f}", f"{s.kvCacheGiB:.1f}"])
+                     f"{s.maxContextThatFits:,}", tokens, concurrency, f"{s.weightsGiB:.1f}", f"{s.kvCacheGiB:.1f}"])
     return rows
 
 

@@ -6,19 +6,19 @@ on a resolved model (planner/resolve.py) and assembles the `PlannedServer` the c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from planner import catalogs
-from planner.catalogs import Architecture, InstanceType, VllmRelease, describe_versions
-from planner.config import ModelEntry, VllmSpec
+from planner.catalogs import Architecture, Gpu, InstanceType, VllmRelease, describe_versions
+from planner.config import Images, ModelEntry, VllmSpec
 from planner.findings import Finding, error, warning
-from planner.names import GPU_TAINT_KEY, POOL_LABEL, PORT, labels, selector_labels, service_name, service_url
-from planner.config import Images
 from planner.images import image_ref
+from planner.names import GPU_TAINT_KEY, POOL_LABEL, PORT, labels, selector_labels, service_name, service_url
 from planner.resolve import ResolvedModel, ResolvedServer, close_match
 from planner.scheduling import PoolNode, Resources, check_replica_fits, replica_request
-from planner.sizing import GIB, Sizing, SizingRequest, size, smallest_fitting, valid_tensor_parallel_sizes
+from planner.sizing import Sizing, SizingRequest, VllmKnobs, size, smallest_fitting, valid_tensor_parallel_sizes
 from planner.vllm_args import DERIVED_FLAGS, ArgsInput, extra_arg_value, flag_name, vllm_args
 
 # Fields a component renders but a reader of `plan --json` does not need.
@@ -38,6 +38,8 @@ class PlannedServer:
     tensorParallelSize: int
     maxModelLen: int
     maxContextThatFits: int
+    kvCacheTokens: int  # what vLLM prints as `GPU KV cache size: N tokens`
+    maxConcurrency: float  # what vLLM prints as `Maximum concurrency for maxModelLen tokens per request: Xx`
     fits: bool
     weightsGiB: float
     kvBytesPerToken: int
@@ -50,7 +52,6 @@ class PlannedServer:
     budgetGiB: float
     runtimeGiB: float
     kvCacheGiB: float
-    concurrency: float
     cacheVolumeGiB: int
     weightsCache: str  # nvme: an emptyDir on the node's instance store; ebs: a claim per replica from storageClass
     storageClass: str | None
@@ -73,7 +74,7 @@ class PlannedServer:
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in RENDER_ONLY}
-        for key in ("gpuMemoryGiB", "weightsGiB", "budgetGiB", "runtimeGiB", "kvCacheGiB", "concurrency"):
+        for key in ("gpuMemoryGiB", "weightsGiB", "budgetGiB", "runtimeGiB", "kvCacheGiB", "maxConcurrency"):
             out[key] = round(out[key], 2)
         return out
 
@@ -190,19 +191,98 @@ def check_extra_args(spec: VllmSpec, subject: str) -> list[Finding]:
             for arg in spec.extraArgs if flag_name(arg) in DERIVED_FLAGS]
 
 
-def decide_utilization(spec: VllmSpec, defaults: VllmRelease, subject: str) -> tuple[float | None, list[Finding]]:
-    """--gpu-memory-utilization from extraArgs (None: the release's default)."""
-    raw = extra_arg_value(spec.extraArgs, "--gpu-memory-utilization")
+def human_readable_int(raw: str) -> int | None:
+    """vLLM's reading of --max-num-batched-tokens / --kv-cache-memory-bytes (vllm/utils/argparse_utils.py 0.33.0
+    human_readable_int): 1k = 1,000, 1K = 1,024 (k/m/g/t decimal, K/M/G/T binary, no decimals with binary suffixes)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgGtT])", raw.strip())
+    if match:
+        number, suffix = match.groups()
+        if suffix.islower():
+            return int(float(number) * 1000 ** ("kmgt".index(suffix) + 1))
+        return int(number) * 1024 ** ("KMGT".index(suffix) + 1) if number.isdigit() else None
+    return int(raw) if raw.strip().isdigit() else None
+
+
+def _number(raw: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(raw)
+    except ValueError:
+        return None
+
+
+# flag -> (how vLLM parses it, what is valid, what to write instead)
+KNOB_FLAGS: dict[str, tuple[Callable[[str], Any], Callable[[Any], bool], str]] = {
+    "--gpu-memory-utilization": (float, lambda v: 0.1 <= v <= 0.99, "a fraction between 0.1 and 0.99"),
+    "--max-num-seqs": (int, lambda v: v >= 1, "a whole number of sequences, 1 or more"),
+    "--max-num-batched-tokens": (human_readable_int, lambda v: v >= 1, "a number of tokens such as 8192 or 8k"),
+    "--kv-cache-memory-bytes": (human_readable_int, lambda v: v > 0, "a size in bytes such as 8G (8 GiB) or 8000000000"),
+}
+
+
+def read_knob(extra_args: list[str], flag: str, subject: str) -> tuple[Any, list[Finding]]:
+    """The value of one sizing flag in extraArgs, or an error naming the flag, the value and the fix."""
+    raw = extra_arg_value(extra_args, flag)
     if raw is None:
         return None, []
-    try:
-        utilization = float(raw)
-    except ValueError:
-        utilization = -1.0
-    if 0.1 <= utilization <= 0.99:
-        return utilization, []
-    return None, [error("vllm-extra-arg-invalid", subject, f"--gpu-memory-utilization {raw!r} in vllm.extraArgs must be a "
-                        f"fraction between 0.1 and 0.99 (vLLM's default is {defaults.gpuMemoryUtilization}).")]
+    parse, valid, fix = KNOB_FLAGS[flag]
+    value = _number(raw, parse)
+    if value is not None and valid(value):
+        return value, []
+    return None, [error("vllm-extra-arg-invalid", subject, f"{flag} {raw!r} in vllm.extraArgs is not valid: write {fix}.")]
+
+
+def has_flag(extra_args: list[str], flag: str) -> bool:
+    return any(flag_name(arg) == flag for arg in extra_args)
+
+
+def decide_vllm_knobs(spec: VllmSpec, arch: Architecture, max_model_len: int, release: VllmRelease,
+                      subject: str) -> tuple[VllmKnobs, list[Finding]]:
+    """The flags vLLM sizes by, read from vllm.extraArgs into the sizing; an invalid value is an error."""
+    extra, findings, values = spec.extraArgs, [], {}
+    for flag in KNOB_FLAGS:
+        values[flag], found = read_knob(extra, flag, subject)
+        findings += found
+    seqs, tokens = values["--max-num-seqs"], values["--max-num-batched-tokens"]
+    if tokens is not None and seqs is not None and tokens < seqs:
+        findings.append(error("vllm-extra-arg-invalid", subject, f"--max-num-batched-tokens {tokens} is below "
+                              f"--max-num-seqs {seqs}: vLLM refuses to start. Raise it to {seqs} or more."))
+    if tokens is not None and arch.kind != "chat" and tokens < max_model_len:
+        findings.append(error("vllm-extra-arg-invalid", subject, f"--max-num-batched-tokens {tokens} is below the max "
+                              f"model length {max_model_len:,} of a model served without chunked prefill: vLLM refuses "
+                              f"to start. Raise it to {max_model_len} or more, or remove it."))
+    prefix = False if has_flag(extra, "--no-enable-prefix-caching") else None
+    knobs = VllmKnobs(gpu_memory_utilization=values["--gpu-memory-utilization"], max_num_seqs=seqs,
+                      max_num_batched_tokens=tokens, enforce_eager=has_flag(extra, "--enforce-eager"),
+                      kv_cache_memory_bytes=values["--kv-cache-memory-bytes"],
+                      custom_all_reduce=not has_flag(extra, "--disable-custom-all-reduce"), prefix_caching=prefix,
+                      language_model_only=has_flag(extra, "--language-model-only"))
+    return knobs, findings
+
+
+def checkpoint_weights(hf_id: str) -> str | None:
+    """The weight layout a quantized checkpoint's repository name announces (quantization.yaml checkpointSuffixes:
+    `...-FP8-dynamic`, `...-AWQ`, `...-GPTQ-Int4`, `...-quantized.w4a16`); None for an unquantized name."""
+    name = hf_id.strip().lower().rsplit("/", 1)[-1]
+    suffixes = catalogs.weight_formats().checkpoint_suffixes
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if name.endswith(suffix) and name[: -len(suffix)][-1:] in ("-", "_", "."):
+            return suffixes[suffix]
+    return None
+
+
+def pool_gpu(server: ResolvedServer) -> Gpu:
+    """The GPU as vLLM will see it: the catalog's, with the pool's gpuMemoryGiB where the stack states one."""
+    gpu = server.instance.gpu
+    stated = server.pool.gpuMemoryGiB
+    return replace(gpu, cudaMemoryGiB=stated) if stated else gpu
+
+
+def sizing_request(server: ResolvedServer, max_model_len: int, knobs: VllmKnobs) -> SizingRequest:
+    spec, instance = server.spec, server.instance
+    return SizingRequest(server.architecture, pool_gpu(server), instance.gpus, max_model_len, server.image.defaults,
+                         quantization=spec.quantization, kv_cache_dtype=spec.kvCacheDtype,
+                         checkpoint_weights=checkpoint_weights(spec.model), knobs=knobs,
+                         nvlink=catalogs.interconnect(instance.name) == "nvlink")
 
 
 def decide_max_model_len(entry: ModelEntry, arch: Architecture) -> tuple[int, list[Finding]]:
@@ -270,9 +350,10 @@ def other_instances(request: SizingRequest, instance: InstanceType) -> list[str]
         if (candidate.gpu.name, candidate.gpus) in seen or candidate.name == instance.name:
             continue
         seen.add((candidate.gpu.name, candidate.gpus))
-        fit, _ = smallest_fitting(replace(request, gpu=candidate.gpu, gpus_per_node=candidate.gpus))
+        fit, _ = smallest_fitting(replace(request, gpu=candidate.gpu, gpus_per_node=candidate.gpus,
+                                          nvlink=catalogs.interconnect(candidate.name) == "nvlink"))
         if fit:
-            used = fit.tensor_parallel_size * candidate.gpu.memory_bytes
+            used = fit.tensor_parallel_size * candidate.gpu.cuda_memory_bytes
             options.append((fit.tensor_parallel_size, used,
                             f"{candidate.name} ({fit.tensor_parallel_size}x {candidate.gpu.name} of {candidate.gpus})"))
     return [text for _, _, text in sorted(options)]
@@ -299,8 +380,9 @@ def does_not_fit(request: SizingRequest, server: ResolvedServer, shown: Sizing, 
                 f"parallel size {shown.tensor_parallel_size}) plus runtime leave no room for KV cache in "
                 f"{shown.budget_gib:.1f} GiB per {instance.gpu.name}")
     else:
-        what = (f"the GPUs hold {shown.max_context_that_fits:,} tokens of KV cache at tensor parallel size "
-                f"{shown.tensor_parallel_size}, below maxModelLen {length:,}")
+        what = (f"the KV cache ({shown.kv_available_gib:.1f} GiB per GPU at tensor parallel size "
+                f"{shown.tensor_parallel_size}) holds one request of at most {shown.max_context_that_fits:,} tokens, "
+                f"below maxModelLen {length:,}: vLLM refuses to start")
     fixes = suggestions(request, instance, best)
     return error("model-does-not-fit", subject, f"{server.spec.model} cannot serve {length:,} tokens on pool "
                  f"{server.pool.name} ({instance.name}, {instance.gpus}x {instance.gpu.name}): {what}. "
@@ -318,9 +400,10 @@ def decide_sizing(request: SizingRequest, server: ResolvedServer, subject: str) 
         fit, _ = smallest_fitting(request)
         if fit:
             return sizing, findings + [error(
-                "model-does-not-fit", subject, f"{server.spec.model} at tensor parallel size {tp} holds "
-                f"{sizing.max_context_that_fits:,} tokens of KV cache, below maxModelLen {request.max_model_len:,}. "
-                f"Set vllm.tensorParallelSize to {fit.tensor_parallel_size} (or remove it).")]
+                "model-does-not-fit", subject, f"{server.spec.model} at tensor parallel size {tp} holds one request "
+                f"of at most {sizing.max_context_that_fits:,} tokens in its KV cache, below maxModelLen "
+                f"{request.max_model_len:,}: vLLM refuses to start. Set vllm.tensorParallelSize to "
+                f"{fit.tensor_parallel_size} (or remove it).")]
         best: Sizing | None = sizing
     else:
         fit, best = smallest_fitting(request)
@@ -469,34 +552,34 @@ def decide_parsers(model: ResolvedModel, server: ResolvedServer) -> tuple[tuple[
 
 def plan_server(model: ResolvedModel, server: ResolvedServer, context: ServerContext) -> tuple[PlannedServer, list[Finding]]:
     entry, spec, arch, instance, subject = model.entry, server.spec, server.architecture, server.instance, model.name
-    utilization, findings = decide_utilization(spec, server.image.defaults, subject)
-    findings = check_model_kind(entry, arch) + check_extra_args(spec, subject) + findings
-    findings += check_transcription_image(server, subject)
+    findings = check_model_kind(entry, arch) + check_extra_args(spec, subject) + check_transcription_image(server, subject)
     max_model_len, context_findings = decide_max_model_len(entry, arch)
-    request = SizingRequest(arch, instance.gpu, instance.gpus, max_model_len, server.image.defaults, spec.quantization,
-                            spec.kvCacheDtype, utilization)
+    knobs, knob_findings = decide_vllm_knobs(spec, arch, max_model_len, server.image.defaults, subject)
+    request = sizing_request(server, max_model_len, knobs)
     sizing, sizing_findings = decide_sizing(request, server, subject)
     (tool_parser, reasoning_parser), parser_findings = decide_parsers(model, server)
-    resources, resource_findings = decide_resources(subject, instance, sizing.tensor_parallel_size, sizing.weights_gib,
-                                                    context.node)
     chat_template, template_findings = decide_chat_template(server, tool_parser, subject)
-    findings += context_findings + check_quantization(server, subject) + sizing_findings + parser_findings
-    findings += check_release_support(server, subject) + template_findings + resource_findings
+    findings += knob_findings + context_findings + check_quantization(server, subject) + sizing_findings
+    findings += parser_findings + check_release_support(server, subject) + template_findings
     name = service_name(entry.litellmModelName)
+    download_gib = max(sizing.weights_gib, arch.checkpointGiB or 0.0)  # the published files, whatever vLLM loads
+    resources, resource_findings = decide_resources(subject, instance, sizing.tensor_parallel_size, download_gib,
+                                                    context.node)
+    findings += resource_findings
     cache = context.node.cache if context.node else "nvme"
     args = vllm_args(ArgsInput(spec.model, entry.litellmModelName, max_model_len, sizing.tensor_parallel_size, arch,
                                tool_parser, reasoning_parser, spec.quantization, spec.kvCacheDtype, tuple(spec.extraArgs),
                                chat_template))
     return PlannedServer(
         name=name, litellmModelName=entry.litellmModelName, model=spec.model, pool=server.pool.name,
-        instanceType=instance.name, gpu=instance.gpu.name, gpuMemoryGiB=instance.gpu.memory_bytes / GIB,
+        instanceType=instance.name, gpu=instance.gpu.name, gpuMemoryGiB=sizing.gpu_memory_gib,
         gpusPerReplica=sizing.tensor_parallel_size, tensorParallelSize=sizing.tensor_parallel_size,
-        maxModelLen=max_model_len, maxContextThatFits=sizing.max_context_that_fits, fits=sizing.fits,
-        weightsGiB=sizing.weights_gib, kvBytesPerToken=sizing.kv_bytes_per_token, args=args,
-        image=image_ref(server.image.image, context.images),
+        maxModelLen=max_model_len, maxContextThatFits=sizing.max_context_that_fits, kvCacheTokens=sizing.kv_cache_tokens,
+        maxConcurrency=sizing.max_concurrency, fits=sizing.fits, weightsGiB=sizing.weights_gib,
+        kvBytesPerToken=sizing.kv_bytes_per_token, args=args, image=image_ref(server.image.image, context.images),
         replicas=spec.replicas, namespace=server.namespace, url=service_url(name, server.namespace), architecture=arch.key,
         budgetGiB=sizing.budget_gib, runtimeGiB=sizing.runtime_gib, kvCacheGiB=sizing.kv_available_gib,
-        concurrency=sizing.concurrency, cacheVolumeGiB=resources.cacheGiB, weightsCache=cache,
+        cacheVolumeGiB=resources.cacheGiB, weightsCache=cache,
         storageClass=context.node.storageClass if context.node else None, diskRequestGiB=resources.diskGiB,
         cpuRequest=resources.cpu, memoryRequestGiB=resources.memoryGiB, shmGiB=resources.shmGiB,
         startupBudgetSeconds=resources.startupSeconds, trustRemoteCode=arch.trustRemoteCode,

@@ -54,7 +54,7 @@ import yaml
 from packaging.version import InvalidVersion, Version
 
 # Bump when the extraction changes what it writes, so a reader can tell old data from new.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "planner" / "data" / "vllm_releases.json"
 CACHE = ROOT / ".cache" / "vllm-wheels"
@@ -234,6 +234,7 @@ WHEEL_MEMBERS = re.compile(
     r"|model_executor/layers/quantization/__init__\.py"
     r"|config\.py|config/[^/]+\.py"
     r"|engine/arg_utils\.py|envs\.py|v1/worker/gpu_worker\.py"
+    r"|v1/sample/ops/topk_topp_sampler\.py|v1/core/kv_cache_utils\.py|v1/kv_cache_interface\.py"
     r"|entrypoints/cli/serve\.py|entrypoints/(?:[^/]+/)*cli_args\.py"
     r")$"
 )
@@ -796,6 +797,86 @@ def memory_snapshot(sources: dict[str, str]) -> str:
     raise GenerationError(f"{path}: determine_available_memory matches no known accounting; update memory_snapshot()")
 
 
+SAMPLER_PATH = "vllm/v1/sample/ops/topk_topp_sampler.py"
+FLASHINFER_SAMPLER_ENV = "VLLM_USE_FLASHINFER_SAMPLER"
+
+
+def env_conditional_default(sources: dict[str, str], name: str) -> Any:
+    """The value envs.py gives `name` when it is unset, for the form
+    `lambda: (<parse os.environ[name]>) if name in os.environ else <constant>`; None when absent or another form."""
+    tree = parse(sources["vllm/envs.py"], "vllm/envs.py")
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Dict):
+            continue
+        for key, value in zip(node.keys, node.values, strict=True):
+            if isinstance(key, ast.Constant) and key.value == name:
+                found = next((n for n in ast.walk(value) if isinstance(n, ast.IfExp)), None)
+                if found is not None and isinstance(found.orelse, ast.Constant):
+                    return found.orelse.value
+                return None
+    return None
+
+
+def sampler_implementation(sources: dict[str, str]) -> str:
+    """What the V1 sampler's top-k/top-p step runs on a CUDA GPU by default (vllm/v1/sample/ops/topk_topp_sampler.py):
+    its memory at the profiling run's dummy sampler pass differs by an order of magnitude between them.
+
+    flashinfer-when-installed: up to 0.11.0, FlashInfer whenever the package imports (`VLLM_USE_FLASHINFER_SAMPLER is
+        not False` with the variable unset); the vllm/vllm-openai image ships it, a plain `pip install vllm` may not;
+    pytorch-sort: FlashInfer is opt-in (variable unset = None) and the native path sorts the logits (0.11.1 on);
+    triton: as pytorch-sort, but the native path runs apply_top_k_top_p_triton for batches of 8 rows or more;
+    flashinfer: VLLM_USE_FLASHINFER_SAMPLER defaults to True (FlashInfer where it supports the compute capability).
+    """
+    if SAMPLER_PATH not in sources:
+        raise GenerationError(f"{SAMPLER_PATH} is not in the wheel: update sampler_implementation()")
+    text = sources[SAMPLER_PATH]
+    if f"{FLASHINFER_SAMPLER_ENV} is not False" in text:
+        return "flashinfer-when-installed"
+    if env_conditional_default(sources, FLASHINFER_SAMPLER_ENV) is True:
+        return "flashinfer"
+    if "apply_top_k_top_p_triton" in text:
+        return "triton"
+    if "def apply_top_k_top_p" in text and ".sort(" in text:
+        return "pytorch-sort"
+    raise GenerationError(f"{SAMPLER_PATH}: no known top-k/top-p implementation; update sampler_implementation()")
+
+
+KV_CACHE_UTILS_PATH = "vllm/v1/core/kv_cache_utils.py"
+TOKENS_FROM_CONCURRENCY = re.compile(r"int\(\s*max_concurrency\s*\*\s*max_model_len\s*\)")
+
+
+def kv_cache_tokens_rule(sources: dict[str, str]) -> str:
+    """How the `GPU KV cache size: N tokens` start-up line counts (vllm/v1/core/kv_cache_utils.py):
+
+    blocks-per-group: N = num_blocks // number of KV-cache groups * block size (up to 0.20);
+    concurrency-times-length: N = int(maximum concurrency * max_model_len), the concurrency line's figure times the
+        request length, which counts a sliding-window group's capped blocks per request (0.21 on).
+    """
+    text = sources.get(KV_CACHE_UTILS_PATH, "")
+    if TOKENS_FROM_CONCURRENCY.search(text):
+        return "concurrency-times-length"
+    if "KV cache size: %s tokens" in text and "num_blocks" in text:
+        return "blocks-per-group"
+    raise GenerationError(f"{KV_CACHE_UTILS_PATH}: no `KV cache size: %s tokens` report found; update kv_cache_tokens_rule()")
+
+
+KV_CACHE_INTERFACE_PATH = "vllm/v1/kv_cache_interface.py"
+
+
+def sliding_window_reserve(sources: dict[str, str]) -> str:
+    """What a sliding-window layer reserves per request besides its window (SlidingWindowSpec.max_memory_usage_bytes
+    in vllm/v1/kv_cache_interface.py): max-num-batched-tokens (one scheduled batch), or max-in-flight-tokens (every
+    batch scheduled but not settled: VllmConfig.max_in_flight_tokens = max_concurrent_batches x
+    max_num_batched_tokens, two batches under the default async scheduling). Releases without a SlidingWindowSpec
+    (0.8.0-0.8.2) cache sliding-window layers like full attention: none."""
+    text = sources.get(KV_CACHE_INTERFACE_PATH, "")
+    if "class KVCacheSpec" not in text:
+        raise GenerationError(f"{KV_CACHE_INTERFACE_PATH}: no KVCacheSpec; update sliding_window_reserve()")
+    if "class SlidingWindowSpec" not in text:
+        return "none"
+    return "max-in-flight-tokens" if "max_in_flight_tokens" in text else "max-num-batched-tokens"
+
+
 # --------------------------------------------------------------------------- vllm serve flags
 
 
@@ -1076,6 +1157,9 @@ def release_entry(extract: Extract) -> dict[str, Any]:
         "memorySnapshot": snapshot,
         "nonTorchInBudget": snapshot == "whole-device",
         "ncclInitInBudget": snapshot != "after-distributed-init",
+        "samplerImplementation": sampler_implementation(sources),
+        "kvCacheTokens": kv_cache_tokens_rule(sources),
+        "slidingWindowReserve": sliding_window_reserve(sources),
         "toolCallParsers": tool_call_parsers(sources),
         "reasoningParsers": reasoning_parsers(sources),
         "quantizationMethods": methods,
@@ -1117,6 +1201,15 @@ HEADER = """\
 #                            the snapshot that non-KV memory is measured from (vllm/v1/worker/gpu_worker.py)
 #   nonTorchInBudget         CUDA context and all other non-torch memory on the GPU is charged to the budget
 #   ncclInitInBudget         NCCL's start-up buffers are charged to the budget
+#   samplerImplementation    top-k/top-p of the V1 sampler on CUDA by default (v1/sample/ops/topk_topp_sampler.py):
+#                            flashinfer-when-installed | pytorch-sort | triton | flashinfer; the profiling run's dummy
+#                            sampler pass costs memory per logit by implementation (planner/sizing.py)
+#   kvCacheTokens            how `GPU KV cache size: N tokens` counts (v1/core/kv_cache_utils.py): blocks-per-group
+#                            (num_blocks // groups * block size) | concurrency-times-length (int(concurrency *
+#                            max_model_len))
+#   slidingWindowReserve     what a sliding-window layer holds per request besides its window (v1/kv_cache_interface.py):
+#                            max-num-batched-tokens | max-in-flight-tokens (every unsettled batch: two under the
+#                            default async scheduling) | none (no sliding-window spec: cached as full attention)
 #   toolCallParsers          --tool-call-parser name -> class (names mapping to one class are aliases)
 #   reasoningParsers         --reasoning-parser name -> class
 #   quantizationMethods      --quantization choices (QuantizationMethods); deprecatedQuantizationMethods are refused

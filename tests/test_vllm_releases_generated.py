@@ -345,6 +345,64 @@ def test_memory_snapshot_three_layouts_and_an_unknown_one() -> None:
         gen.memory_snapshot({path: unknown})
 
 
+def flashinfer_env(unset: str) -> str:
+    return src(f'''
+        environment_variables = {{
+            "VLLM_USE_FLASHINFER_SAMPLER": lambda: (
+                bool(int(os.environ["VLLM_USE_FLASHINFER_SAMPLER"]))
+                if "VLLM_USE_FLASHINFER_SAMPLER" in os.environ
+                else {unset}
+            ),
+        }}
+    ''')
+
+
+SAMPLER_0_10 = "if envs.VLLM_USE_FLASHINFER_SAMPLER is not False:\n    self.forward = self.forward_cuda\n"
+SAMPLER_0_12 = "def apply_top_k_top_p(logits, k, p):\n    logits_sort, logits_idx = logits.sort(dim=-1)\n"
+SAMPLER_0_17 = SAMPLER_0_12 + "from vllm.v1.sample.ops.topk_topp_triton import apply_top_k_top_p_triton\n"
+
+
+@pytest.mark.parametrize(("sampler", "unset", "expected"), [
+    (SAMPLER_0_10, "None", "flashinfer-when-installed"),
+    (SAMPLER_0_12, "None", "pytorch-sort"),
+    (SAMPLER_0_17, "None", "triton"),
+    (SAMPLER_0_17, "True", "flashinfer"),
+])
+def test_sampler_implementation_from_the_sampler_module_and_the_env_default(sampler: str, unset: str, expected: str) -> None:
+    sources = {"vllm/envs.py": flashinfer_env(unset), gen.SAMPLER_PATH: sampler}
+    assert gen.sampler_implementation(sources) == expected
+
+
+def test_sampler_implementation_unknown_or_missing_is_an_error() -> None:
+    with pytest.raises(gen.GenerationError, match="no known top-k/top-p"):
+        gen.sampler_implementation({"vllm/envs.py": flashinfer_env("None"), gen.SAMPLER_PATH: "def sample(): ...\n"})
+    with pytest.raises(gen.GenerationError, match="not in the wheel"):
+        gen.sampler_implementation({"vllm/envs.py": flashinfer_env("None")})
+
+
+def test_kv_cache_tokens_rule_blocks_per_group_or_concurrency_times_length() -> None:
+    old = src('''
+        num_tokens = num_blocks // len(kv_cache_config.kv_cache_groups) * min_block_size
+        logger.info("GPU KV cache size: %s tokens", num_tokens_str)
+    ''')
+    new = "num_tokens = int(max_concurrency * max_model_len)\nlogger.info('GPU KV cache size: %s tokens', n)\n"
+    assert gen.kv_cache_tokens_rule({gen.KV_CACHE_UTILS_PATH: old}) == "blocks-per-group"
+    assert gen.kv_cache_tokens_rule({gen.KV_CACHE_UTILS_PATH: new}) == "concurrency-times-length"
+    with pytest.raises(gen.GenerationError, match="no `KV cache size"):
+        gen.kv_cache_tokens_rule({gen.KV_CACHE_UTILS_PATH: "pass\n"})
+
+
+def test_sliding_window_reserve_one_batch_or_every_batch_in_flight() -> None:
+    path = gen.KV_CACHE_INTERFACE_PATH
+    one = "class KVCacheSpec: ...\nclass SlidingWindowSpec(AttentionSpec):\n    def max_memory_usage_bytes(self, c):\n        return c.max_num_batched_tokens\n"
+    many = "class KVCacheSpec: ...\nclass SlidingWindowSpec(AttentionSpec):\n    def max_memory_usage_bytes(self, c):\n        return c.max_in_flight_tokens\n"
+    assert gen.sliding_window_reserve({path: one}) == "max-num-batched-tokens"
+    assert gen.sliding_window_reserve({path: many}) == "max-in-flight-tokens"
+    assert gen.sliding_window_reserve({path: "class KVCacheSpec:\n    pass\n"}) == "none"
+    with pytest.raises(gen.GenerationError, match="no KVCacheSpec"):
+        gen.sliding_window_reserve({path: "pass\n"})
+
+
 FLAG_SOURCES = {
     "vllm/entrypoints/cli/serve.py": src('''
         from vllm.entrypoints.openai.cli_args import make_arg_parser
@@ -670,6 +728,14 @@ def test_boundaries_found_in_the_wheels(committed: dict[str, dict[str, Any]]) ->
                              "before-distributed-init" if not at_least(version, "0.11") else "after-distributed-init")
         assert release["memorySnapshot"] == expected_snapshot, version
         assert release["nonTorchInBudget"] is (expected_snapshot == "whole-device"), version
+        expected_sampler = ("flashinfer-when-installed" if not at_least(version, "0.11.1") else "pytorch-sort"
+                            if not at_least(version, "0.17") else "triton" if not at_least(version, "0.21") else "flashinfer")
+        assert release["samplerImplementation"] == expected_sampler, version
+        expected_tokens = "concurrency-times-length" if at_least(version, "0.20.1") else "blocks-per-group"
+        assert release["kvCacheTokens"] == expected_tokens, version
+        expected_reserve = ("none" if not at_least(version, "0.8.3") else "max-num-batched-tokens"
+                            if not at_least(version, "0.26") else "max-in-flight-tokens")
+        assert release["slidingWindowReserve"] == expected_reserve, version
         tiers = release["batchTiers"]
         if not at_least(version, "0.8.5"):  # up to 0.8.4 the large tier was H100/H200 by name
             assert tiers[0]["deviceNameContainsAny"] == ["h100", "h200"] and len(tiers) == 2, version

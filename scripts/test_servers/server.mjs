@@ -44,8 +44,13 @@ const adminToken = required('KINDO_UNLEASH_ADMIN_TOKEN');
 // deleting it at once (what the tests' clean-up does) makes FeatureLifecycleService.featureArchived insert a row for a
 // flag that is gone (FK violation on feature_lifecycles). Node 22 exits on an unhandled rejection, which took the
 // server down in the middle of a test run. Log it and keep serving: the request that caused it has been answered.
+// The same failure also reaches Node as an uncaught exception (an 'error' event nobody listens to, from the
+// lifecycle listener of featureInitialized); the watchdog then saw "Unleash exited unexpectedly" mid-run.
 process.on('unhandledRejection', (reason) => {
     console.error('[server.mjs] unhandled rejection inside unleash-server (logged, server kept running):', reason);
+});
+process.on('uncaughtException', (error) => {
+    console.error('[server.mjs] uncaught exception inside unleash-server (logged, server kept running):', error);
 });
 
 const { start } = await import('unleash-server');

