@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pulumi
@@ -13,16 +14,23 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pulumi.runtime.config import get_config, is_config_secret
 
+from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
+from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.endpoint_check import EndpointCheck, EndpointCheckArgs, check_script_config_map
 from components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from components.model_catalog import ModelCatalog, ModelCatalogArgs
 from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from components.preflight import ApiServer, KubernetesReads, read_cluster_facts
+from components.storage import ModelStorage
 from components.vllm_server import VllmServer, VllmServerArgs
+from planner import catalogs
 from planner.config import KNOWN_KEYS, SECRET_KEYS, Settings, parse_settings
-from planner.findings import Finding
-from planner.names import MANAGED_BY, PROJECT
+from planner.findings import Finding, sort_findings
+from planner.images import ChartSource
+from planner.names import MANAGED_BY, PROJECT, STACK_LABEL
 from planner.plan import Plan, make_plan
 from planner.policy_input import plan_input_props, pool_slice, server_slice
+from planner.preflight import LivePlan, decide_live, preflight_query
 
 SECURE = {"secure": "<from pulumi config>"}
 
@@ -63,10 +71,10 @@ def load_plan() -> Plan:
     return make_plan(settings, findings)
 
 
-def report(plan: Plan) -> None:
+def report(findings: list[Finding]) -> None:
     """Warnings and notes go to Pulumi's log; errors are listed once, by stop_on_errors()."""
     log = {"warning": pulumi.log.warn, "info": pulumi.log.info}
-    for finding in plan.findings:
+    for finding in findings:
         if finding.severity in log:
             log[finding.severity](finding.line)
 
@@ -79,6 +87,21 @@ def stop_on_errors(plan: Plan) -> None:
         f"the plan of stack {plan.stack} has {len(errors)} error{'s' if len(errors) > 1 else ''}; nothing was created:\n"
         + "\n".join(f"  - {f.line}" for f in errors)
         + f"\nSee them all with: python -m planner plan --stack {plan.stack}")
+
+
+def preflight(plan: Plan, cluster: aws.eks.AwaitableGetClusterResult, kube: KubernetesReads | None) -> LivePlan:
+    """Read the live cluster and decide what to create or adopt; stop with one line per missing prerequisite."""
+    reads = kube or ApiServer(cluster.endpoint, cluster.certificate_authorities[0].data, cluster.name, plan.settings.region)
+    facts = read_cluster_facts(preflight_query(plan), cluster.version, reads)
+    live, findings = decide_live(plan, facts, plan.settings.region)
+    findings = sort_findings(findings)
+    report(findings)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise pulumi.RunError(
+            f"the preflight of stack {plan.stack} found {len(errors)} missing prerequisite{'s' if len(errors) > 1 else ''} "
+            f"in cluster {cluster.name}; nothing was created:\n" + "\n".join(f"  - {f.line}" for f in errors))
+    return live
 
 
 def kubeconfig(cluster: aws.eks.AwaitableGetClusterResult, region: str | None) -> str:
@@ -120,14 +143,51 @@ def build_pools(plan: Plan, cluster: aws.eks.AwaitableGetClusterResult) -> dict[
     }
 
 
-def build_servers(plan: Plan, namespace: k8s.core.v1.Namespace, depends: dict[str, list[pulumi.Resource]],
+def build_cluster_parts(plan: Plan, live: LivePlan, k8s_opts: pulumi.ResourceOptions) -> dict[str, Any]:
+    """The add-ons, storage class and autoscaler the preflight decided the program provides."""
+    assert plan.settings.cluster is not None
+    addons_data = catalogs.eks().addons
+    addons = ClusterAddons("cluster-addons", ClusterAddonsArgs(
+        cluster_name=plan.settings.cluster.name, live=live, ebs_csi_addon=addons_data["ebsCsi"]["name"],
+        ebs_csi_service_account=addons_data["ebsCsi"]["serviceAccount"], ebs_csi_policy_arn=addons_data["ebsCsi"]["policyArn"],
+        pod_identity_addon=addons_data["podIdentityAgent"]["name"])) if live.podIdentityAgent or live.ebsCsiAddon else None
+    storage = ModelStorage("model-storage", live.storageClass, opts=k8s_opts) if live.storageClass else None
+    autoscaler = None
+    if live.autoscaler:
+        agent = [addons.pod_identity_agent] if addons and addons.pod_identity_agent else []
+        autoscaler = ClusterAutoscaler("cluster-autoscaler", ClusterAutoscalerArgs(
+            plan=live.autoscaler, trust_policy=live.trustPolicy, tags=live.tags,
+            repository_opts=repository_opts(live.autoscaler.chart), depends_on=agent), opts=k8s_opts)
+    return {"addons": addons, "storage": storage, "autoscaler": autoscaler}
+
+
+def repository_opts(chart: ChartSource) -> k8s.helm.v3.RepositoryOptsArgs | None:
+    """The chart's upstream Helm repository, or, for a chart mirrored into ECR, a login with an ECR token."""
+    if chart.repository:
+        return k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository)
+    if chart.ecrRegistry:
+        token = aws.ecr.get_authorization_token(registry_id=chart.ecrRegistry.split(".", 1)[0])
+        return k8s.helm.v3.RepositoryOptsArgs(username=token.user_name, password=pulumi.Output.secret(token.password))
+    return None  # another OCI registry: Helm's own registry login (helm registry login) applies
+
+
+def build_namespace(plan: Plan, live: LivePlan, k8s_opts: pulumi.ResourceOptions) -> pulumi.Input[str]:
+    """The servers' namespace: created and labelled as this stack's, or an existing one adopted as it is."""
+    if not live.createNamespace:
+        return live.namespace
+    namespace = k8s.core.v1.Namespace("inference", metadata=k8s.meta.v1.ObjectMetaArgs(
+        name=live.namespace, labels={**MANAGED_BY, STACK_LABEL: plan.stack}), opts=k8s_opts)
+    return namespace.metadata.name
+
+
+def build_servers(plan: Plan, namespace: pulumi.Input[str], depends: dict[str, list[pulumi.Resource]],
                   k8s_opts: pulumi.ResourceOptions) -> dict[str, VllmServer]:
     """One VllmServer per planned server, by litellmModelName; each waits for its pool (and the device plugin)."""
     hf_token = pulumi.Config(PROJECT).get_secret("huggingFaceToken")
     return {
         server.litellmModelName: VllmServer(
             server.name,
-            VllmServerArgs(server=server, namespace=namespace.metadata.name, huggingface_token=hf_token,
+            VllmServerArgs(server=server, namespace=namespace, huggingface_token=hf_token,
                            plan_input=plan_input_props(server_slice(plan.settings.raw, server.litellmModelName, server.pool),
                                                        plan.stack, server.args)),
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=depends[server.pool])),
@@ -136,17 +196,17 @@ def build_servers(plan: Plan, namespace: k8s.core.v1.Namespace, depends: dict[st
     }
 
 
-def build_checks(plan: Plan, namespace: k8s.core.v1.Namespace, servers: dict[str, VllmServer],
+def build_checks(plan: Plan, namespace: pulumi.Input[str], servers: dict[str, VllmServer],
                  k8s_opts: pulumi.ResourceOptions) -> dict[str, EndpointCheck]:
     """The in-cluster endpoint check of every self-hosted model the plan checks, by litellmModelName."""
     checked = [m for m in plan.models if m.check is not None and m.litellmModelName in servers]
     if not checked:
         return {}
-    script = check_script_config_map(namespace.metadata.name, k8s_opts)
+    script = check_script_config_map(namespace, k8s_opts)
     return {
         model.litellmModelName: EndpointCheck(
             model.check.server,
-            EndpointCheckArgs(check=model.check, namespace=namespace.metadata.name, script_config_map=script.metadata.name,
+            EndpointCheckArgs(check=model.check, namespace=namespace, script_config_map=script.metadata.name,
                               api_key_secret=servers[model.litellmModelName].secret.metadata.name),
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
                 depends_on=[servers[model.litellmModelName]])),
@@ -182,33 +242,50 @@ def export(plan: Plan, pools: dict[str, GpuNodePool], servers: dict[str, VllmSer
     pulumi.export("catalog", [row.__dict__ for row in plan.catalog()])
 
 
-def build(plan: Plan) -> dict[str, Any]:
+def build(plan: Plan, kube: KubernetesReads | None = None) -> dict[str, Any]:
     """Create the resources of a plan without errors; returns the components by name (tests inspect them)."""
     settings = plan.settings
     assert settings.cluster is not None
     cluster = aws.eks.get_cluster(name=settings.cluster.name)
+    live = preflight(plan, cluster, kube)
     provider = k8s.Provider("eks", kubeconfig=kubeconfig(cluster, settings.region), enable_server_side_apply=True)
     k8s_opts = pulumi.ResourceOptions(provider=provider)
+    parts = build_cluster_parts(plan, live, k8s_opts)
     pools = build_pools(plan, cluster)
     device_plugin = plan.device_plugin
-    plugin = (NvidiaDevicePlugin("nvidia-device-plugin", NvidiaDevicePluginArgs(plan=device_plugin), opts=k8s_opts)
-              if device_plugin else None)
+    plugin = (NvidiaDevicePlugin("nvidia-device-plugin", NvidiaDevicePluginArgs(
+        plan=device_plugin, repository_opts=repository_opts(device_plugin.chart)), opts=k8s_opts) if device_plugin else None)
     servers: dict[str, VllmServer] = {}
     checks: dict[str, EndpointCheck] = {}
     if plan.servers:
-        namespace = k8s.core.v1.Namespace("inference", metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=settings.cluster.namespace, labels=dict(MANAGED_BY)), opts=k8s_opts)
-        depends = {name: [pool, *([plugin] if plugin else [])] for name, pool in pools.items()}
+        namespace = build_namespace(plan, live, k8s_opts)
+        # A server waits for its nodes, the device plugin, and the storage its cache claims (when the program adds it).
+        shared = [part for part in (plugin, parts["storage"], parts["addons"]) if part is not None]
+        depends = {name: [pool, *shared] for name, pool in pools.items()}
         servers = build_servers(plan, namespace, depends, k8s_opts)
         checks = build_checks(plan, namespace, servers, k8s_opts)
     catalog = build_catalog(plan, servers, checks)
     export(plan, pools, servers, catalog)
+    pulumi.export("cluster", {"namespace": live.namespace, "namespaceAdopted": not live.createNamespace and bool(plan.servers),
+                              "storageClass": plan.storageClass.name if plan.storageClass and plan.ebs_pools else None,
+                              "autoscaler": settings.cluster.autoscaler})
     return {"pools": pools, "plugin": plugin, "servers": servers, "checks": checks, "provider": provider,
-            "catalog": catalog}
+            "catalog": catalog, "live": live, **parts}
 
 
-def main() -> dict[str, Any]:
+def allow_dynamic_resources(plan: Plan) -> None:
+    """pulumi.dynamic.serialize_provider (SDK 3.272.0) wraps pickle's _batch_setitems once more for every dynamic
+    resource it serializes and never unwraps it: the N-th KindoModel or flag is pickled N calls deep. Past ~450 dynamic
+    resources Python's default recursion limit stops the program; allow what this plan registers."""
+    needed = 1000 + 4 * (len(plan.models) + len(plan.routed_flags))
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
+
+
+def main(kube: KubernetesReads | None = None) -> dict[str, Any]:
+    """kube: how the preflight reads the Kubernetes API (tests pass a double; default: the cluster's API server)."""
     plan = load_plan()
-    report(plan)
+    report(plan.findings)
     stop_on_errors(plan)
-    return build(plan)
+    allow_dynamic_resources(plan)
+    return build(plan, kube)

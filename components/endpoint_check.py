@@ -27,8 +27,6 @@ from planner.model_plan import CheckPlan
 SCRIPT = Path(endpoint_checker.__file__).resolve()
 SCRIPT_KEY = SCRIPT.name
 CLIP = SCRIPT.with_name(endpoint_checker.CLIP_NAME)  # the transcription check's speech clip, mounted beside the script
-# Pinned and small; the checker needs nothing beyond the standard library.
-CHECK_IMAGE = "python:3.12.8-slim"
 COMPONENT = "kindo-models-endpoint-check"
 
 
@@ -38,7 +36,6 @@ class EndpointCheckArgs:
     namespace: pulumi.Input[str]
     script_config_map: pulumi.Input[str]  # the ConfigMap holding the checker (check_script_config_map)
     api_key_secret: Optional[pulumi.Input[str]]  # Kubernetes Secret holding VLLM_API_KEY (a VllmServer's)
-    image: str = CHECK_IMAGE
 
 
 def check_script() -> str:
@@ -67,7 +64,7 @@ class EndpointCheck(pulumi.ComponentResource):
     def __init__(self, name: str, args: EndpointCheckArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("kindo-models:index:EndpointCheck", name, None, opts)
         check = args.check
-        digest = hashlib.sha256(json.dumps([check.fingerprint, check.args, args.image]).encode()).hexdigest()[:8]
+        digest = hashlib.sha256(json.dumps([check.fingerprint, check.args, check.image]).encode()).hexdigest()[:8]
         labels = {"app.kubernetes.io/name": COMPONENT, "app.kubernetes.io/instance": name,
                   "app.kubernetes.io/managed-by": "pulumi"}
         env = [] if args.api_key_secret is None else [k8s.core.v1.EnvVarArgs(
@@ -75,7 +72,7 @@ class EndpointCheck(pulumi.ComponentResource):
                 secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.api_key_secret, key=VLLM_KEY_ENV)))]
         container = k8s.core.v1.ContainerArgs(
             name="verify",
-            image=args.image,
+            image=check.image,  # a pinned stock Python (mirrored when the stack says): it runs the checker as shipped
             command=["python", f"/check/{SCRIPT_KEY}"],
             args=check.args,
             env=env,

@@ -10,15 +10,11 @@ import pulumi_kubernetes as k8s
 
 from planner.pools import DevicePluginPlan
 
-CHART = "nvidia-device-plugin"
-CHART_REPOSITORY = "https://nvidia.github.io/k8s-device-plugin"
-CHART_VERSION = "0.17.1"  # pinned: a chart upgrade is a reviewed change, not a surprise of `pulumi up`
-
-
 @dataclass
 class NvidiaDevicePluginArgs:
-    plan: DevicePluginPlan
+    plan: DevicePluginPlan  # pools, toleration, and the pinned chart and image (upstream or mirrored)
     namespace: str = "nvidia-device-plugin"
+    repository_opts: Optional[k8s.helm.v3.RepositoryOptsArgs] = None  # OCI registry credentials for a mirrored chart
 
 
 class NvidiaDevicePlugin(pulumi.ComponentResource):
@@ -27,14 +23,17 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
     def __init__(self, name: str, args: NvidiaDevicePluginArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("kindo-models:index:NvidiaDevicePlugin", name, None, opts)
         plan = args.plan
+        chart = plan.chart
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
-            chart=CHART,
-            version=CHART_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
+            chart=chart.chart,
+            version=chart.version,
+            repository_opts=args.repository_opts or (k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository)
+                                                     if chart.repository else None),
             namespace=args.namespace,
             create_namespace=True,
             values={
+                "image": {"repository": plan.imageRepository, "tag": plan.imageTag},
                 # The chart's default affinity wants NFD labels; our pools carry their own label instead.
                 "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                     {"matchExpressions": [{"key": plan.poolLabel, "operator": "In", "values": plan.pools}]},
@@ -44,4 +43,4 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.register_outputs({"release_name": self.release.name, "chart_version": CHART_VERSION})
+        self.register_outputs({"release_name": self.release.name, "chart_version": chart.version})

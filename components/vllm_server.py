@@ -76,12 +76,17 @@ class VllmServer(pulumi.ComponentResource):
         )
 
     def _cache_volume(self, name: str, args: VllmServerArgs) -> k8s.core.v1.VolumeArgs:
-        """One replica keeps its weights across restarts on a PersistentVolumeClaim. Several replicas run on
-        different nodes, where a ReadWriteOnce claim cannot follow them: each pod then gets its own claim (a generic
-        ephemeral volume), sized the same."""
+        """NVMe pools: an emptyDir on the node's instance store (the node configuration moved the kubelet's directory
+        there), sized and requested as ephemeral storage. EBS pools: one replica keeps its weights across restarts on a
+        PersistentVolumeClaim; several replicas run on different nodes, where a ReadWriteOnce claim cannot follow them,
+        so each pod gets its own claim (a generic ephemeral volume). Claims name the plan's storage class."""
         server = args.server
+        if server.weightsCache == "nvme":
+            return k8s.core.v1.VolumeArgs(name="cache", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                size_limit=f"{server.cacheVolumeGiB}Gi"))
         claim_spec = k8s.core.v1.PersistentVolumeClaimSpecArgs(
             access_modes=["ReadWriteOnce"],
+            storage_class_name=server.storageClass,
             resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": f"{server.cacheVolumeGiB}Gi"}),
         )
         if server.replicas > 1:
@@ -91,7 +96,7 @@ class VllmServer(pulumi.ComponentResource):
             f"{name}-cache",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{server.name}-cache", namespace=args.namespace, labels=server.labels),
             spec=claim_spec,
-            # The claim binds when the pod lands on a node (WaitForFirstConsumer on EKS gp2/gp3).
+            # The claim binds when the pod lands on a node (WaitForFirstConsumer), in that node's zone.
             opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(create="60m")),
         )
         return k8s.core.v1.VolumeArgs(name="cache", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
@@ -113,7 +118,8 @@ class VllmServer(pulumi.ComponentResource):
             ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=server.port)],
             env=env,
             resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": str(server.cpuRequest), "memory": f"{server.memoryRequestGiB}Gi", "nvidia.com/gpu": gpus},
+                requests={"cpu": str(server.cpuRequest), "memory": f"{server.memoryRequestGiB}Gi", "nvidia.com/gpu": gpus,
+                          "ephemeral-storage": f"{server.diskRequestGiB}Gi"},
                 limits={"memory": f"{server.memoryRequestGiB}Gi", "nvidia.com/gpu": gpus},
             ),
             volume_mounts=[k8s.core.v1.VolumeMountArgs(name="cache", mount_path=CACHE_MOUNT),
@@ -145,7 +151,7 @@ class VllmServer(pulumi.ComponentResource):
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=server.selector),
                 strategy=strategy,
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=server.labels),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=server.labels, annotations=server.podAnnotations or None),
                     spec=k8s.core.v1.PodSpecArgs(
                         containers=[container],
                         node_selector=server.nodeSelector,

@@ -54,6 +54,14 @@ class InstanceType:
     vcpus: int
     memoryGiB: int
     reservationAdvised: bool = False
+    nvme: tuple[int, int] = (0, 0)  # local NVMe instance store: (disks, GB per disk); (0, 0): EBS only
+    enis: int = 0  # network interfaces and IPv4 addresses per interface: the node's max pods
+    ipv4PerEni: int = 0
+
+    @property
+    def nvmeGB(self) -> int:
+        """Total local NVMe instance store in GB (10^9 bytes, as EC2 counts it)."""
+        return self.nvme[0] * self.nvme[1]
 
 
 Interconnect = Literal["nvlink", "pcie"]
@@ -82,9 +90,99 @@ def instances() -> dict[str, InstanceType]:
                       cudaMemoryGiB=float(spec["cudaMemoryGiB"]), computeCapability=float(spec["computeCapability"]))
             for name, spec in data["gpus"].items()}
     return {
-        name: InstanceType(name=name, gpu=gpus[spec["gpu"]], **{k: v for k, v in spec.items() if k != "gpu"})
+        name: InstanceType(name=name, gpu=gpus[spec["gpu"]], nvme=tuple(spec.get("nvme") or (0, 0)),  # type: ignore[arg-type]
+                           **{k: v for k, v in spec.items() if k not in ("gpu", "nvme")})
         for name, spec in data["instances"].items()
     }
+
+
+# --------------------------------------------------------------------------- EKS nodes and what the program installs
+
+
+@dataclass(frozen=True)
+class CpuReserveRange:
+    start: int  # millicores
+    end: int | None  # None: to the node's total
+    rate: int  # per 10,000 millicores of the range
+
+
+@dataclass(frozen=True)
+class NodeDaemonSet:
+    name: str
+    cpuMilli: int
+    memoryMiB: int
+    when: Literal["always", "ebsCsi", "devicePlugin"]
+
+
+@dataclass(frozen=True)
+class ChartPin:
+    chart: str
+    repository: str  # the upstream Helm repository (HTTP)
+    version: str
+    image: str  # upstream image reference (repository:tag)
+
+
+@dataclass(frozen=True)
+class AutoscalerPins:
+    chart: str
+    repository: str
+    image: str  # upstream repository; the tag comes from byKubernetes
+    serviceAccount: str
+    namespace: str
+    byKubernetes: dict[str, tuple[str, str]]  # Kubernetes minor -> (chart version, image tag)
+    readActions: tuple[str, ...]
+    writeActions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EksData:
+    """planner/data/eks.yaml: kubelet reservations, max pods, daemonsets, disk figures, pinned charts and add-ons."""
+
+    cpuReserveRanges: tuple[CpuReserveRange, ...]
+    memoryReservePerPodMiB: int
+    memoryReserveBaseMiB: int
+    ephemeralReserveGiB: int
+    evictionMemoryMiB: int
+    evictionNodefsPercent: int
+    maxPodsCapVcpus: int
+    maxPodsCapSmall: int
+    maxPodsCapLarge: int
+    memoryOverheadEstimate: float
+    daemonsets: tuple[NodeDaemonSet, ...]
+    vllmImageGiB: int
+    osGiB: int
+    writableLayerGiB: int
+    devicePlugin: ChartPin
+    checkImage: str
+    clusterAutoscaler: AutoscalerPins
+    addons: dict[str, dict[str, str]]
+
+
+def _autoscaler_pins(spec: dict[str, Any]) -> AutoscalerPins:
+    return AutoscalerPins(
+        chart=spec["chart"], repository=spec["repository"], image=spec["image"], serviceAccount=spec["serviceAccount"],
+        namespace=spec["namespace"],
+        byKubernetes={str(minor): (str(pin["chart"]), str(pin["tag"])) for minor, pin in spec["byKubernetes"].items()},
+        readActions=tuple(spec["readActions"]), writeActions=tuple(spec["writeActions"]))
+
+
+@lru_cache(maxsize=1)
+def eks() -> EksData:
+    data = _load(DATA / "eks.yaml")
+    kubelet, pods, disk, plugin = data["kubelet"], data["maxPods"], data["disk"], data["devicePlugin"]
+    return EksData(
+        cpuReserveRanges=tuple(CpuReserveRange(r["from"], r["to"], r["rate"]) for r in kubelet["cpuReserveRanges"]),
+        memoryReservePerPodMiB=kubelet["memoryReservePerPodMiB"], memoryReserveBaseMiB=kubelet["memoryReserveBaseMiB"],
+        ephemeralReserveGiB=kubelet["ephemeralReserveGiB"], evictionMemoryMiB=kubelet["evictionMemoryMiB"],
+        evictionNodefsPercent=kubelet["evictionNodefsPercent"], maxPodsCapVcpus=pods["capVcpus"],
+        maxPodsCapSmall=pods["capSmall"], maxPodsCapLarge=pods["capLarge"],
+        memoryOverheadEstimate=float(data["memoryOverheadEstimate"]),
+        daemonsets=tuple(NodeDaemonSet(d["name"], d["cpuMilli"], d["memoryMiB"], d["when"]) for d in data["daemonsets"]),
+        vllmImageGiB=disk["vllmImageGiB"], osGiB=disk["osGiB"], writableLayerGiB=disk["writableLayerGiB"],
+        devicePlugin=ChartPin(plugin["chart"], plugin["repository"], str(plugin["version"]), plugin["image"]),
+        checkImage=data["checkImage"], clusterAutoscaler=_autoscaler_pins(data["clusterAutoscaler"]),
+        addons={name: {k: str(v) for k, v in spec.items()} for name, spec in data["addons"].items()},
+    )
 
 
 # --------------------------------------------------------------------------- model architectures

@@ -205,6 +205,10 @@ class GpuPool(Strict):
     # The GPU memory vLLM will see, in GiB (what torch.cuda.mem_get_info() reports as the total), for GPUs whose usable
     # memory differs from the catalog's cudaMemoryGiB (planner/data/instances.yaml): MIG or vGPU slices, ECC settings.
     gpuMemoryGiB: float | None = Field(None, gt=0, le=1024)
+    # Where a node keeps the weights it downloads: nvme (the instance store as RAID0, zone-free) or ebs (a volume per
+    # replica from the storage class; the pool must then live in one Availability Zone). None: nvme where the instance
+    # type has instance store, else ebs (planner/storage.py).
+    weightsCache: Literal["nvme", "ebs"] | None = None
 
     @field_validator("name")
     @classmethod
@@ -219,6 +223,12 @@ class Cluster(Strict):
     namespace: str = DEFAULT_NAMESPACE
     nodeRoleArn: str | None = None
     subnetIds: list[str] | None = None
+    # An existing StorageClass for the EBS weights caches; None: the program ensures the EBS CSI add-on and its own
+    # encrypted gp3 class (only when a pool keeps its cache on EBS).
+    storageClass: str | None = Field(None, min_length=1, max_length=253)
+    # Who owns each GPU pool's live desired size: none (the program sets it to what its servers need on every up),
+    # cluster-autoscaler (installed by the program when the cluster runs none), karpenter (the program never sizes).
+    autoscaler: Literal["none", "cluster-autoscaler", "karpenter"] = "none"
 
     @field_validator("namespace")
     @classmethod
@@ -253,6 +263,46 @@ class VllmDefaults(Strict):
     image: str | None = None
 
 
+REGISTRY_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$")
+
+
+class Images(Strict):
+    """Where every image and chart comes from, for clusters without internet egress (planner/images.py)."""
+
+    # A mirror prefix, e.g. 123456789012.dkr.ecr.us-west-2.amazonaws.com/mirror: an upstream image
+    # <host>/<path>:<tag> is pulled as <registry>/<host>/<path>:<tag> (Docker Hub's official images keep `library/`).
+    registry: str | None = None
+    # Per upstream registry host, a prefix that replaces `<registry>/<host>` (an ECR pull-through cache rule's
+    # prefix, e.g. {docker.io: 123456789012.dkr.ecr.us-west-2.amazonaws.com/docker-hub}).
+    mirrors: dict[str, str] = Field(default_factory=dict)
+    # The OCI location the Helm charts were pushed to (default: oci://<registry>/charts).
+    charts: str | None = None
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_is_a_prefix(cls, value: str | None) -> str | None:
+        if value is not None and not REGISTRY_HOST.match(value.rstrip("/")):
+            raise ValueError("images.registry is a registry host and optional path without a scheme or tag, e.g. "
+                             "123456789012.dkr.ecr.us-west-2.amazonaws.com/mirror")
+        return value.rstrip("/") if value else value
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors_are_prefixes(cls, value: dict[str, str]) -> dict[str, str]:
+        for host, prefix in value.items():
+            if not REGISTRY_HOST.match(host) or "/" in host or not REGISTRY_HOST.match(prefix.rstrip("/")):
+                raise ValueError(f"images.mirrors maps an upstream registry host (docker.io, nvcr.io, registry.k8s.io) "
+                                 f"to a mirror prefix without a scheme; {host!r}: {prefix!r} is not one")
+        return {host: prefix.rstrip("/") for host, prefix in value.items()}
+
+    @field_validator("charts")
+    @classmethod
+    def _charts_are_oci(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("oci://"):
+            raise ValueError("images.charts is an OCI location such as oci://123456789012.dkr.ecr.us-west-2.amazonaws.com/charts")
+        return value.rstrip("/") if value else value
+
+
 @dataclass
 class Settings:
     """Validated stack settings. Sections that failed validation are None (their findings say why)."""
@@ -269,6 +319,7 @@ class Settings:
     huggingFaceToken: SecretRef | None = None
     credentials: dict[str, SecretRef] = field(default_factory=dict)
     vllm: VllmDefaults = field(default_factory=VllmDefaults)
+    images: Images = field(default_factory=Images)
     invalid_models: int = 0
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # what was parsed (secrets as references/markers)
     # Pulumi ESC environments the stack file imports (`environment:`): they can provide any key, secrets included,
@@ -279,7 +330,7 @@ class Settings:
 KNOWN_KEYS: dict[str, str] = {
     "models": "list of models (install-contract fields)",
     "gpuPools": "list of GPU node pools",
-    "cluster": "{name, namespace, nodeRoleArn, subnetIds}",
+    "cluster": "{name, namespace, nodeRoleArn, subnetIds, storageClass, autoscaler}",
     "kindo": "{apiUrl, orgId, userId}",
     "kindoApiKey": "secure: pulumi config set --secret kindoApiKey",
     "unleash": "{url, project, environment}",
@@ -287,6 +338,7 @@ KNOWN_KEYS: dict[str, str] = {
     "huggingFaceToken": "secure: pulumi config set --secret huggingFaceToken",
     "credentials": "{name: secure key}: pulumi config set --path --secret credentials.NAME",
     "vllm": "{image}: defaults for every vLLM server",
+    "images": "{registry, mirrors, charts}: where every image and chart is pulled from (clusters without egress)",
 }
 SECRET_KEYS = ("kindoApiKey", "unleashApiToken", "huggingFaceToken")
 
@@ -451,6 +503,7 @@ def _parse_pools(raw: dict[str, Any], settings: Settings) -> list[Finding]:
 # Object-valued sections: (key, schema, required).
 SECTIONS: tuple[tuple[str, type[BaseModel], bool], ...] = (
     ("cluster", Cluster, True), ("kindo", Kindo, True), ("unleash", Unleash, True), ("vllm", VllmDefaults, False),
+    ("images", Images, False),
 )
 
 

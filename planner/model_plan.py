@@ -24,6 +24,7 @@ class CheckPlan:
     args: list[str]  # arguments of checker/endpoint_checker.py
     fingerprint: str  # changes when the server changes: a new Job, so the check runs again
     deadlineSeconds: int  # every check is time-bounded; the Job's deadline covers them all
+    image: str  # the Job's image (a stock Python: the checker is the standard library only), mirrored if the stack says
 
 
 @dataclass

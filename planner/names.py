@@ -19,6 +19,9 @@ POOL_LABEL = "kindo-models/pool"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 GPU_TAINT_KEY = "nvidia.com/gpu"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "pulumi"}
+# Marks what a stack created in the cluster or in AWS (namespace, storage class, add-ons, autoscaler), so that the
+# preflight tells what this stack owns from what it found there and adopts.
+STACK_LABEL = f"{PROJECT}/stack"
 
 _DNS_JUNK = re.compile(r"[^a-z0-9-]+")
 

@@ -16,12 +16,18 @@ from planner import catalogs, checks
 from planner.catalogs import FlagSpec
 from planner.config import Settings
 from planner.findings import Finding, has_errors, info, sort_findings
+from planner.images import check_image
 from planner.model_plan import PlannedModel, plan_model
 from planner.names import DEFAULT_NAMESPACE
-from planner.pools import DevicePluginPlan, PlannedPool, check_duplicate_pools, device_plugin_plan, plan_pool
+from planner.placeholders import check_placeholders
+from planner.pools import (
+    DevicePluginPlan, PlannedPool, PoolSettings, check_duplicate_pools, device_plugin_plan, plan_pool, pool_node,
+)
 from planner.resolve import ResolvedModel, StackContext, resolve_model
 from planner.routing import flag_specs, flag_table, replacements
-from planner.servers import PlannedServer, plan_server
+from planner.scheduling import PoolNode
+from planner.servers import PlannedServer, ServerContext, plan_server
+from planner.storage import StorageClassPlan, storage_class_plan
 from planner.targets import check_plan
 
 # Findings that the catalog view shows as a key problem in the Status column.
@@ -68,6 +74,7 @@ class Plan:
     pools: list[PlannedPool]
     flags: dict[str, list[str]]
     flagSpecs: dict[str, FlagSpec] = field(default_factory=dict)
+    storageClass: StorageClassPlan | None = None  # the class EBS weights caches name (planner/storage.py)
 
     @property
     def ok(self) -> bool:
@@ -87,7 +94,12 @@ class Plan:
     @property
     def device_plugin(self) -> DevicePluginPlan | None:
         """Where the NVIDIA device plugin must run (None: every pool's AMI ships it)."""
-        return device_plugin_plan(self.pools)
+        return device_plugin_plan(self.pools, self.settings.images)
+
+    @property
+    def ebs_pools(self) -> list[PlannedPool]:
+        """The pools whose weights caches are EBS volumes: they need the storage class (and the EBS CSI driver)."""
+        return [p for p in self.pools if p.weightsCache == "ebs"]
 
     def summary(self) -> str:
         counts = {s: sum(1 for f in self.findings if f.severity == s) for s in ("error", "warning", "info")}
@@ -155,9 +167,10 @@ def model_findings(model: ResolvedModel, settings: Settings, specs: dict[str, Fl
     return findings
 
 
-def decide_model(model: ResolvedModel) -> tuple[PlannedModel, PlannedServer | None, list[Finding]]:
+def decide_model(model: ResolvedModel, context: ServerContext | None,
+                 check_image_ref: str) -> tuple[PlannedModel, PlannedServer | None, list[Finding]]:
     """The model's server (when it has one to decide), then the model as Kindo registers it."""
-    server, findings = plan_server(model, model.server) if model.server else (None, [])
+    server, findings = plan_server(model, model.server, context) if model.server and context else (None, [])
     entry = model.entry
     if server and entry.apiBase and entry.apiBase.rstrip("/") != server.url:
         findings.append(info("api-base-overridden", model.name, f"apiBase {entry.apiBase!r} is used instead of its "
@@ -165,8 +178,39 @@ def decide_model(model: ResolvedModel) -> tuple[PlannedModel, PlannedServer | No
     findings += checks.check_context(model, server)
     planned = plan_model(model, server)
     if server is not None:
-        planned.check = check_plan(planned, server)
+        planned.check = check_plan(planned, server, check_image_ref)
     return planned, server, findings
+
+
+def plan_nodes(settings: Settings, storage: StorageClassPlan) -> tuple[dict[str, PoolNode], list[Finding]]:
+    """Each pool's nodes, decided before the servers placed on them (a server is checked against its node)."""
+    nodes: dict[str, PoolNode] = {}
+    findings: list[Finding] = []
+    for pool in settings.gpuPools:
+        nodes[pool.name], pool_findings = pool_node(pool, catalogs.instances().get(pool.instanceType), settings.cluster,
+                                                    storage.name)
+        findings += pool_findings
+    return nodes, findings
+
+
+def server_context(model: ResolvedModel, nodes: dict[str, PoolNode], settings: Settings) -> ServerContext | None:
+    if model.server is None:
+        return None
+    autoscaler = settings.cluster.autoscaler if settings.cluster else "none"
+    return ServerContext(nodes.get(model.server.pool.name), settings.images, autoscaler)
+
+
+def plan_pools(settings: Settings, servers: list[PlannedServer],
+               nodes: dict[str, PoolNode]) -> tuple[list[PlannedPool], list[Finding]]:
+    cluster = settings.cluster
+    pool_settings = PoolSettings(settings.stack, cluster.autoscaler if cluster else "none", cluster.subnetIds if cluster else None)
+    pools: list[PlannedPool] = []
+    findings: list[Finding] = []
+    for pool in settings.gpuPools:
+        planned_pool, pool_findings = plan_pool(pool, servers, pool_settings, nodes[pool.name])
+        pools.append(planned_pool)
+        findings += pool_findings
+    return pools, findings
 
 
 def make_plan(settings: Settings, findings: list[Finding] | None = None,
@@ -178,15 +222,18 @@ def make_plan(settings: Settings, findings: list[Finding] | None = None,
     today = today or datetime.date.today()
     specs = flag_specs(catalogs.flags()[0], settings.unleash.flagRequirements if settings.unleash else {})
     context = stack_context(settings, specs)
-    findings += check_duplicate_pools(settings.gpuPools)
+    findings += check_duplicate_pools(settings.gpuPools) + check_placeholders(settings)
     for pool in settings.gpuPools:
         findings += checks.check_pool(pool, catalogs.instances().get(pool.instanceType))
-    findings += checks.check_duplicates(settings.models)
+    storage = storage_class_plan(settings.cluster, settings.stack)
+    nodes, node_findings = plan_nodes(settings, storage)
+    findings += node_findings + checks.check_duplicates(settings.models)
     resolved = [resolve_model(entry, context) for entry in settings.models]
     models: list[PlannedModel] = []
     servers: list[PlannedServer] = []
+    job_image = check_image(settings.images)
     for model in resolved:
-        planned, server, server_findings = decide_model(model)
+        planned, server, server_findings = decide_model(model, server_context(model, nodes, settings), job_image)
         findings += model_findings(model, settings, specs, environ, today) + server_findings
         models.append(planned)
         servers += [server] if server else []
@@ -199,10 +246,6 @@ def make_plan(settings: Settings, findings: list[Finding] | None = None,
         # With invalid entries dropped, "no model routes to X" would be noise on top of the real error.
         findings += checks.check_flags(table, specs, {m.name: m for m in resolved})
     findings += checks.check_stack(settings, [m.entry for m in models if m.selfHosted])
-    pools: list[PlannedPool] = []
-    for pool in settings.gpuPools:
-        planned_pool, pool_findings = plan_pool(pool, servers, settings.cluster, settings.stack)
-        pools.append(planned_pool)
-        findings += pool_findings
-    return Plan(stack=settings.stack, settings=settings, findings=sort_findings(findings), models=models,
-                servers=servers, pools=pools, flags=table, flagSpecs=specs)
+    pools, pool_findings = plan_pools(settings, servers, nodes)
+    return Plan(stack=settings.stack, settings=settings, findings=sort_findings(findings + pool_findings), models=models,
+                servers=servers, pools=pools, flags=table, flagSpecs=specs, storageClass=storage)

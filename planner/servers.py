@@ -12,15 +12,17 @@ from typing import Any, Callable
 
 from planner import catalogs
 from planner.catalogs import Architecture, Gpu, InstanceType, VllmRelease, describe_versions
-from planner.config import ModelEntry, VllmSpec
+from planner.config import Images, ModelEntry, VllmSpec
 from planner.findings import Finding, error, warning
+from planner.images import image_ref
 from planner.names import GPU_TAINT_KEY, POOL_LABEL, PORT, labels, selector_labels, service_name, service_url
 from planner.resolve import ResolvedModel, ResolvedServer, close_match
+from planner.scheduling import PoolNode, Resources, check_replica_fits, replica_request
 from planner.sizing import Sizing, SizingRequest, VllmKnobs, size, smallest_fitting, valid_tensor_parallel_sizes
 from planner.vllm_args import DERIVED_FLAGS, ArgsInput, extra_arg_value, flag_name, vllm_args
 
 # Fields a component renders but a reader of `plan --json` does not need.
-RENDER_ONLY = ("labels", "selector", "nodeSelector", "tolerations", "port")
+RENDER_ONLY = ("labels", "selector", "nodeSelector", "tolerations", "port", "request", "podAnnotations")
 
 
 @dataclass
@@ -51,6 +53,9 @@ class PlannedServer:
     runtimeGiB: float
     kvCacheGiB: float
     cacheVolumeGiB: int
+    weightsCache: str  # nvme: an emptyDir on the node's instance store; ebs: a claim per replica from storageClass
+    storageClass: str | None
+    diskRequestGiB: int  # ephemeral-storage request per replica (the NVMe cache and the container's writable layer)
     cpuRequest: int  # cores per replica
     memoryRequestGiB: int  # per replica
     shmGiB: int  # /dev/shm (NCCL and the tokenizer workers use it)
@@ -64,6 +69,8 @@ class PlannedServer:
     nodeSelector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, str]] = field(default_factory=list)
     port: int = PORT  # vLLM's --port, the container's and the Service's port
+    request: Resources = field(default_factory=Resources)  # one replica's requests, as the scheduler sees them
+    podAnnotations: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in RENDER_ONLY}
@@ -73,7 +80,8 @@ class PlannedServer:
 
 
 # Share of a node's CPU and memory a replica may request per GPU it uses: the rest is for the kubelet, the
-# device plugin, CNI and logging daemons (EKS reserves ~6-10% itself; AWS sizes kube-reserved per instance).
+# device plugin, CNI and logging daemons. planner/scheduling.py checks the result against EKS's published
+# reservations for every instance type (tests/test_scheduling.py: it fits each one in the catalog).
 NODE_SHARE = 0.8
 # Startup: vLLM downloads the weights (S3-backed Hugging Face CDN, ~100-200 MB/s seen on EC2) then loads them
 # and captures CUDA graphs. Budget 10 minutes plus 20 s per GiB of weights, so a 641 GiB DeepSeek gets ~3.7 h
@@ -97,6 +105,43 @@ def replica_resources(instance: InstanceType, gpus_per_replica: int, weights_gib
 def cache_volume_gib(weights_gib: float) -> int:
     """The model cache: the weights and 20% for the tokenizer, config and partial downloads, in tens of GiB."""
     return max(10, int(weights_gib * 1.2 + 9) // 10 * 10)
+
+
+# The Cluster Autoscaler keeps a node whose pods use local volumes unless told they may go (the weights cache is
+# re-downloaded by the replacement pod): annotate which volume (FAQ "Pods with local storage").
+SAFE_TO_EVICT_LOCAL = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes"
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    """What a server is decided with besides its model: its pool's nodes, the stack's mirror and autoscaler."""
+
+    node: PoolNode | None
+    images: Images
+    autoscaler: str = "none"
+
+
+@dataclass(frozen=True)
+class ReplicaResources:
+    cpu: int  # cores
+    memoryGiB: int
+    shmGiB: int
+    startupSeconds: int
+    cacheGiB: int
+    diskGiB: int  # ephemeral-storage request
+    request: Resources
+
+
+def decide_resources(subject: str, instance: InstanceType, gpus: int, weights_gib: float,
+                     node: PoolNode | None) -> tuple[ReplicaResources, list[Finding]]:
+    """A replica's requests (its share of the node) and the weights cache, checked against what its node leaves."""
+    cpu, memory, shm, startup = replica_resources(instance, gpus, weights_gib)
+    cache = cache_volume_gib(weights_gib)
+    writable = catalogs.eks().writableLayerGiB
+    disk = cache + writable if node is None or node.cache == "nvme" else writable
+    request = replica_request(gpus, cpu, memory, disk)
+    findings = check_replica_fits(subject, request, node.shape, shm) if node and node.shape else []
+    return ReplicaResources(cpu, memory, shm, startup, cache, disk, request), findings
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -505,7 +550,7 @@ def decide_parsers(model: ResolvedModel, server: ResolvedServer) -> tuple[tuple[
 # --------------------------------------------------------------------------------------------- the server
 
 
-def plan_server(model: ResolvedModel, server: ResolvedServer) -> tuple[PlannedServer, list[Finding]]:
+def plan_server(model: ResolvedModel, server: ResolvedServer, context: ServerContext) -> tuple[PlannedServer, list[Finding]]:
     entry, spec, arch, instance, subject = model.entry, server.spec, server.architecture, server.instance, model.name
     findings = check_model_kind(entry, arch) + check_extra_args(spec, subject) + check_transcription_image(server, subject)
     max_model_len, context_findings = decide_max_model_len(entry, arch)
@@ -518,7 +563,10 @@ def plan_server(model: ResolvedModel, server: ResolvedServer) -> tuple[PlannedSe
     findings += parser_findings + check_release_support(server, subject) + template_findings
     name = service_name(entry.litellmModelName)
     download_gib = max(sizing.weights_gib, arch.checkpointGiB or 0.0)  # the published files, whatever vLLM loads
-    cpu, memory, shm, startup = replica_resources(instance, sizing.tensor_parallel_size, download_gib)
+    resources, resource_findings = decide_resources(subject, instance, sizing.tensor_parallel_size, download_gib,
+                                                    context.node)
+    findings += resource_findings
+    cache = context.node.cache if context.node else "nvme"
     args = vllm_args(ArgsInput(spec.model, entry.litellmModelName, max_model_len, sizing.tensor_parallel_size, arch,
                                tool_parser, reasoning_parser, spec.quantization, spec.kvCacheDtype, tuple(spec.extraArgs),
                                chat_template))
@@ -528,12 +576,15 @@ def plan_server(model: ResolvedModel, server: ResolvedServer) -> tuple[PlannedSe
         gpusPerReplica=sizing.tensor_parallel_size, tensorParallelSize=sizing.tensor_parallel_size,
         maxModelLen=max_model_len, maxContextThatFits=sizing.max_context_that_fits, kvCacheTokens=sizing.kv_cache_tokens,
         maxConcurrency=sizing.max_concurrency, fits=sizing.fits, weightsGiB=sizing.weights_gib,
-        kvBytesPerToken=sizing.kv_bytes_per_token, args=args, image=server.image.image, replicas=spec.replicas,
-        namespace=server.namespace, url=service_url(name, server.namespace), architecture=arch.key,
+        kvBytesPerToken=sizing.kv_bytes_per_token, args=args, image=image_ref(server.image.image, context.images),
+        replicas=spec.replicas, namespace=server.namespace, url=service_url(name, server.namespace), architecture=arch.key,
         budgetGiB=sizing.budget_gib, runtimeGiB=sizing.runtime_gib, kvCacheGiB=sizing.kv_available_gib,
-        cacheVolumeGiB=cache_volume_gib(download_gib), cpuRequest=cpu, memoryRequestGiB=memory, shmGiB=shm,
-        startupBudgetSeconds=startup, trustRemoteCode=arch.trustRemoteCode, toolCallParser=tool_parser,
-        reasoningParser=reasoning_parser, labels=labels("vllm", name, model=entry.litellmModelName),
-        selector=selector_labels("vllm", name), nodeSelector={POOL_LABEL: server.pool.name},
-        tolerations=[dict(GPU_TOLERATION)],
+        cacheVolumeGiB=resources.cacheGiB, weightsCache=cache,
+        storageClass=context.node.storageClass if context.node else None, diskRequestGiB=resources.diskGiB,
+        cpuRequest=resources.cpu, memoryRequestGiB=resources.memoryGiB, shmGiB=resources.shmGiB,
+        startupBudgetSeconds=resources.startupSeconds, trustRemoteCode=arch.trustRemoteCode,
+        toolCallParser=tool_parser, reasoningParser=reasoning_parser,
+        labels=labels("vllm", name, model=entry.litellmModelName), selector=selector_labels("vllm", name),
+        nodeSelector={POOL_LABEL: server.pool.name}, tolerations=[dict(GPU_TOLERATION)], request=resources.request,
+        podAnnotations={SAFE_TO_EVICT_LOCAL: "cache"} if context.autoscaler == "cluster-autoscaler" and cache == "nvme" else {},
     ), findings

@@ -86,9 +86,10 @@ def target_for(model: PlannedModel, server: PlannedServer | None, base_url: str 
     )
 
 
-def check_plan(model: PlannedModel, server: PlannedServer, options: Options = Options()) -> CheckPlan | None:
+def check_plan(model: PlannedModel, server: PlannedServer, image: str, options: Options = Options()) -> CheckPlan | None:
     """The in-cluster check of a self-hosted model's server; None when the model is not checked (`verify: false`).
-    The key is not taken from this machine (environ={}): the Job reads it from the server's Secret."""
+    The key is not taken from this machine (environ={}): the Job reads it from the server's Secret. `image`: the
+    Job's image as the plan decided it (planner/images.py check_image)."""
     target = target_for(model, server, environ={})
     if not isinstance(target, Target):
         return None
@@ -97,6 +98,7 @@ def check_plan(model: PlannedModel, server: PlannedServer, options: Options = Op
         args=script_args(target, options),
         fingerprint=json.dumps([server.image, server.args, server.replicas]),
         deadlineSeconds=int(120 + 6 * (options.readTimeout + options.connectTimeout)),
+        image=image,
     )
 
 
