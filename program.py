@@ -175,8 +175,11 @@ def build_namespace(plan: Plan, live: LivePlan, k8s_opts: pulumi.ResourceOptions
     """The servers' namespace: created and labelled as this stack's, or an existing one adopted as it is."""
     if not live.createNamespace:
         return live.namespace
+    # Retained on delete: a namespace holds more than this program's objects, and a later change of how it is
+    # declared must never take everything in it along.
     namespace = k8s.core.v1.Namespace("inference", metadata=k8s.meta.v1.ObjectMetaArgs(
-        name=live.namespace, labels={**MANAGED_BY, STACK_LABEL: plan.stack}), opts=k8s_opts)
+        name=live.namespace, labels={**MANAGED_BY, STACK_LABEL: plan.stack}),
+        opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(retain_on_delete=True)))
     return namespace.metadata.name
 
 

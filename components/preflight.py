@@ -137,6 +137,19 @@ def autoscaler_deployments(reads: KubernetesReads, stack: str) -> tuple[tuple[st
     return tuple(sorted(foreign)), ours
 
 
+def namespace_owner(namespace: dict[str, Any] | None, stack: str) -> str:
+    """absent | ours (labelled with this stack) | pulumi (labelled only `managed-by: pulumi`, as this program's
+    earlier versions left it: possibly this stack's own, in its state) | foreign."""
+    if namespace is None:
+        return "absent"
+    labels = labels_of(namespace)
+    if labels.get(STACK_LABEL) == stack:
+        return "ours"
+    if STACK_LABEL not in labels and labels.get("app.kubernetes.io/managed-by") == "pulumi":
+        return "pulumi"
+    return "foreign"
+
+
 def kubernetes_facts(query: PreflightQuery, reads: KubernetesReads) -> dict[str, Any]:
     namespace = reads.get(f"/api/v1/namespaces/{query.namespace}")
     classes = {
@@ -145,8 +158,7 @@ def kubernetes_facts(query: PreflightQuery, reads: KubernetesReads) -> dict[str,
         for c in items(reads, "/apis/storage.k8s.io/v1/storageclasses")}
     autoscalers, own = autoscaler_deployments(reads, query.stack)
     return {
-        "namespace": "absent" if namespace is None else ("ours" if labels_of(namespace).get(STACK_LABEL) == query.stack
-                                                         else "foreign"),
+        "namespace": namespace_owner(namespace, query.stack),
         "storageClasses": classes,
         "csiDrivers": frozenset((d.get("metadata") or {}).get("name", "") for d in items(reads, "/apis/storage.k8s.io/v1/csidrivers")),
         "daemonSets": frozenset((d.get("metadata") or {}).get("name", "")

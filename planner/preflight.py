@@ -56,7 +56,7 @@ class ClusterFacts:
     csiDrivers: frozenset[str] = frozenset()
     daemonSets: frozenset[str] = frozenset()  # kube-system DaemonSets
     storageClasses: dict[str, StorageClassFact] = field(default_factory=dict)
-    namespace: str = "absent"  # absent | ours | foreign
+    namespace: str = "absent"  # absent | ours | pulumi (an earlier version's label only) | foreign
     autoscalers: tuple[str, ...] = ()  # namespace/name of Cluster Autoscaler Deployments this stack did not install
     ownAutoscaler: bool = False
     karpenter: bool = False
@@ -115,6 +115,10 @@ def pod_identity_trust_policy() -> str:
 
 
 def decide_namespace(plan: Plan, facts: ClusterFacts) -> tuple[bool, list[Finding]]:
+    """Declare the namespace unless someone else's exists. One labelled only `managed-by: pulumi` is what this
+    program's earlier versions created, and may be in this stack's state: declaring it keeps it (adopting it would
+    drop the resource from the program, and Pulumi would delete it with everything in it); if it is another
+    program's, the create fails with "already exists" instead of deleting anything."""
     if facts.namespace != "foreign" or not plan.servers:
         return True, []
     name = plan.settings.cluster.namespace if plan.settings.cluster else ""

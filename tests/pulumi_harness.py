@@ -146,10 +146,12 @@ class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
         super().__init__(mocks)
         self.dependencies: dict[str, list[str]] = {}  # resource name -> URNs it depends on
         self.ignore_changes: dict[str, list[str]] = {}  # resource name -> its ignoreChanges option
+        self.retain_on_delete: dict[str, bool] = {}  # resource name -> its retainOnDelete option
 
     def RegisterResource(self, request):  # noqa: N802 - the gRPC method's name
         self.dependencies[request.name] = list(request.dependencies)
         self.ignore_changes[request.name] = list(request.ignoreChanges)
+        self.retain_on_delete[request.name] = bool(request.retainOnDelete)
         return super().RegisterResource(request)
 
 
@@ -161,6 +163,7 @@ class Run:
     built: dict[str, Any] | None
     dependencies: dict[str, list[str]] = field(default_factory=dict)
     ignore_changes: dict[str, list[str]] = field(default_factory=dict)
+    retain_on_delete: dict[str, bool] = field(default_factory=dict)
 
 
 def stack_config(stack_file: Path) -> dict[str, Any]:
@@ -211,7 +214,8 @@ def run_program(config: dict[str, Any], stack: str = "dev", with_secrets: bool =
     for name, value in (getattr(root, "outputs", {}) or {}).items():
         outputs[name] = _sync_await(pulumi.Output.from_input(value).future())
     loop.close()
-    return Run(mocks, error, outputs, built if error is None else None, monitor.dependencies, monitor.ignore_changes)
+    return Run(mocks, error, outputs, built if error is None else None, monitor.dependencies, monitor.ignore_changes,
+               monitor.retain_on_delete)
 
 
 def run_stack(stack: str) -> Run:

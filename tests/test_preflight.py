@@ -137,6 +137,18 @@ def test_the_namespace_this_stack_created_stays_managed() -> None:
     assert list(by_name(fresh, "kubernetes:core/v1:Namespace").values())[0]["metadata"]["name"] == "inference"
 
 
+def test_the_namespace_an_earlier_version_created_is_kept_declared_and_retained() -> None:
+    # Earlier versions labelled the namespace only `managed-by: pulumi`, and it sits in the stack's state: adopting
+    # it would drop the Namespace resource from the program, and Pulumi would delete it and everything in it.
+    live = LiveCluster()
+    live.add(NAMESPACE_PATH, named("inference", labels={"app.kubernetes.io/managed-by": "pulumi"}))
+    result = run_program(dev(), "dev", live=live)
+    assert result.error is None, result.error
+    (namespace,) = by_name(result, "kubernetes:core/v1:Namespace").values()
+    assert namespace["metadata"]["labels"][STACK_LABEL] == "dev" and result.outputs["cluster"]["namespaceAdopted"] is False
+    assert result.retain_on_delete["inference"] is True
+
+
 def test_an_ebs_csi_add_on_the_cluster_has_is_used_and_ours_stays_managed() -> None:
     theirs = LiveCluster(addons={"aws-ebs-csi-driver": {"tags": {}, "podIdentityAssociations": [{"roleArn": "r", "serviceAccount": "s"}]}})
     result = run_program(on_ebs(dev()), "dev", live=theirs)
