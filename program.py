@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -23,6 +24,7 @@ from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePlug
 from components.preflight import ApiServer, KubernetesReads, read_cluster_facts
 from components.storage import ModelStorage
 from components.vllm_server import VllmServer, VllmServerArgs
+from components.weights import PodIdentity, WeightsMirror, WeightsMirrorArgs
 from planner import catalogs
 from planner.config import KNOWN_KEYS, SECRET_KEYS, Settings, parse_settings
 from planner.findings import Finding, sort_findings
@@ -130,16 +132,19 @@ def node_role_arn(settings: Settings) -> pulumi.Input[str]:
     return aws.eks.get_node_group(cluster_name=name, node_group_name=sorted(groups.names)[0]).node_role_arn
 
 
-def build_pools(plan: Plan, cluster: aws.eks.AwaitableGetClusterResult) -> dict[str, GpuNodePool]:
+def build_pools(plan: Plan, cluster: aws.eks.AwaitableGetClusterResult, live: LivePlan) -> dict[str, GpuNodePool]:
+    """One GpuNodePool per planned pool; sized for a running rollout where the preflight says so."""
     settings = plan.settings
     assert settings.cluster is not None
     role = node_role_arn(settings) if plan.pools else None
+    pools = [dataclasses.replace(p, desiredSize=live.desiredSizes[p.name]) if p.name in live.desiredSizes else p
+             for p in plan.pools]
     return {
         pool.name: GpuNodePool(pool.name, GpuNodePoolArgs(
             cluster_name=settings.cluster.name, pool=pool, node_role_arn=role,
             cluster_subnet_ids=list(cluster.vpc_config.subnet_ids),
             plan_input=plan_input_props(pool_slice(settings.raw, pool.name), plan.stack)))
-        for pool in plan.pools
+        for pool in pools
     }
 
 
@@ -183,16 +188,35 @@ def build_namespace(plan: Plan, live: LivePlan, k8s_opts: pulumi.ResourceOptions
     return namespace.metadata.name
 
 
-def build_servers(plan: Plan, namespace: pulumi.Input[str], depends: dict[str, list[pulumi.Resource]],
-                  k8s_opts: pulumi.ResourceOptions) -> dict[str, VllmServer]:
-    """One VllmServer per planned server, by litellmModelName; each waits for its pool (and the device plugin)."""
+def build_mirrors(plan: Plan, namespace: pulumi.Input[str], identity: PodIdentity,
+                  k8s_opts: pulumi.ResourceOptions) -> dict[str, WeightsMirror]:
+    """The one-time Jobs that copy pinned Hub snapshots to S3, by litellmModelName (planner/weights.py)."""
     hf_token = pulumi.Config(PROJECT).get_secret("huggingFaceToken")
+    mirrors: dict[str, WeightsMirror] = {}
+    for server in plan.servers:
+        weights = server.weights
+        if weights is None or weights.mirror is None or not plan.settings.region:
+            continue
+        mirrors[server.litellmModelName] = WeightsMirror(weights.mirror.name, WeightsMirrorArgs(
+            mirror=weights.mirror, image=server.image, region=plan.settings.region, namespace=namespace,
+            labels=weights.mirror.labels, identity=identity, huggingface_token=hf_token), opts=k8s_opts)
+    return mirrors
+
+
+def build_servers(plan: Plan, namespace: pulumi.Input[str], depends: dict[str, list[pulumi.Resource]],
+                  identity: PodIdentity, k8s_opts: pulumi.ResourceOptions) -> dict[str, VllmServer]:
+    """One VllmServer per planned server, by litellmModelName; each waits for its pool (and the device plugin), and
+    for the Job that mirrors its weights to S3 when they come from there."""
+    hf_token = pulumi.Config(PROJECT).get_secret("huggingFaceToken")
+    mirrors = build_mirrors(plan, namespace, identity, k8s_opts)
     return {
         server.litellmModelName: VllmServer(
             server.name,
             VllmServerArgs(server=server, namespace=namespace, huggingface_token=hf_token,
                            plan_input=plan_input_props(server_slice(plan.settings.raw, server.litellmModelName, server.pool),
-                                                       plan.stack, server.args)),
+                                                       plan.stack, server.args),
+                           identity=identity,
+                           depends_on=[mirrors[server.litellmModelName]] if server.litellmModelName in mirrors else []),
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=depends[server.pool])),
         )
         for server in plan.servers
@@ -254,7 +278,7 @@ def build(plan: Plan, kube: KubernetesReads | None = None) -> dict[str, Any]:
     provider = k8s.Provider("eks", kubeconfig=kubeconfig(cluster, settings.region), enable_server_side_apply=True)
     k8s_opts = pulumi.ResourceOptions(provider=provider)
     parts = build_cluster_parts(plan, live, k8s_opts)
-    pools = build_pools(plan, cluster)
+    pools = build_pools(plan, cluster, live)
     device_plugin = plan.device_plugin
     plugin = (NvidiaDevicePlugin("nvidia-device-plugin", NvidiaDevicePluginArgs(
         plan=device_plugin, repository_opts=repository_opts(device_plugin.chart)), opts=k8s_opts) if device_plugin else None)
@@ -265,7 +289,9 @@ def build(plan: Plan, kube: KubernetesReads | None = None) -> dict[str, Any]:
         # A server waits for its nodes, the device plugin, and the storage its cache claims (when the program adds it).
         shared = [part for part in (plugin, parts["storage"], parts["addons"]) if part is not None]
         depends = {name: [pool, *shared] for name, pool in pools.items()}
-        servers = build_servers(plan, namespace, depends, k8s_opts)
+        agent = parts["addons"].pod_identity_agent if parts["addons"] else None
+        identity = PodIdentity(settings.cluster.name, live.trustPolicy, live.tags, [agent] if agent else [])
+        servers = build_servers(plan, namespace, depends, identity, k8s_opts)
         checks = build_checks(plan, namespace, servers, k8s_opts)
     catalog = build_catalog(plan, servers, checks)
     export(plan, pools, servers, catalog)

@@ -27,7 +27,8 @@ def generated_stack(models: int, servers: int) -> dict:
     config = {
         "cluster": {"name": "bench"}, "kindo": {"apiUrl": "https://k.example.com", "orgId": "o", "userId": "u"},
         "unleash": {"url": "https://u.example.com", "environment": "development"},
-        "gpuPools": [{"name": "l40s", "instanceType": "g6e.xlarge", "maxSize": servers}],
+        # One node per server, and one more for a rollout's next generation (planner/pools.py rollout_headroom).
+        "gpuPools": [{"name": "l40s", "instanceType": "g6e.xlarge", "maxSize": servers + 1}],
         "models": entries,
     }
     return {"config": {f"kindo-models:{k}": v for k, v in config.items()}}

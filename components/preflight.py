@@ -18,8 +18,9 @@ from typing import Any, Protocol
 import pulumi_aws as aws
 import requests
 
-from planner.names import STACK_LABEL
-from planner.preflight import AddonFact, ClusterFacts, PreflightQuery, StorageClassFact
+from planner.names import POOL_LABEL, STACK_LABEL
+from planner.preflight import AddonFact, ClusterFacts, LiveServer, PreflightQuery, StorageClassFact
+from planner.scheduling import Resources
 
 TIMEOUT_SECONDS = 20
 # Failure texts of DescribeAddon for an add-on the cluster does not have, through the AWS provider's data source.
@@ -122,10 +123,53 @@ def node_groups(cluster: str) -> tuple[str, ...] | None:
         return None
 
 
-def autoscaler_deployments(reads: KubernetesReads, stack: str) -> tuple[tuple[str, ...], bool]:
+# Kubernetes quantity suffixes (apimachinery resource.Quantity), as multiples of one unit.
+QUANTITY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                     "m": 10**-3}
+
+
+def quantity(text: object) -> float:
+    """A Kubernetes quantity ("8", "7500m", "30Gi", "100G") as a number of units; 0 for what cannot be read."""
+    value = str(text or "0").strip()
+    for suffix, factor in QUANTITY_SUFFIXES.items():
+        if value.endswith(suffix):
+            value, scale = value[: -len(suffix)], factor
+            break
+    else:
+        scale = 1
+    try:
+        return float(value) * scale
+    except ValueError:
+        return 0.0
+
+
+def live_server(deployment: dict[str, Any]) -> LiveServer:
+    spec = deployment.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    requests: dict[str, Any] = {}
+    for container in pod.get("containers") or []:
+        for key, value in ((container.get("resources") or {}).get("requests") or {}).items():
+            requests[key] = requests.get(key, 0.0) + quantity(value)
+    request = Resources(gpus=int(requests.get("nvidia.com/gpu", 0)), cpuMilli=int(requests.get("cpu", 0) * 1000),
+                        memoryMiB=int(requests.get("memory", 0) / 2**20),
+                        diskGiB=requests.get("ephemeral-storage", 0) / 2**30, pods=1)
+    replicas = spec.get("replicas")
+    return LiveServer(name=(deployment.get("metadata") or {}).get("name", ""),
+                      pool=(pod.get("nodeSelector") or {}).get(POOL_LABEL, ""),
+                      replicas=1 if replicas is None else int(replicas), request=request)
+
+
+def live_servers(deployments: list[dict[str, Any]], namespace: str, stack: str) -> tuple[LiveServer, ...]:
+    """This stack's vLLM Deployments in its namespace (labelled as VllmServer labels them)."""
+    return tuple(live_server(d) for d in deployments
+                 if (d.get("metadata") or {}).get("namespace") == namespace
+                 and labels_of(d).get("app.kubernetes.io/name") == "vllm" and labels_of(d).get(STACK_LABEL) == stack)
+
+
+def autoscaler_deployments(deployments: list[dict[str, Any]], stack: str) -> tuple[tuple[str, ...], bool]:
     """(Cluster Autoscaler Deployments this stack did not install, whether this stack's own runs)."""
     foreign, ours = [], False
-    for deployment in items(reads, "/apis/apps/v1/deployments"):
+    for deployment in deployments:
         containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
         if not any("cluster-autoscaler" in (c.get("image") or "").rsplit("/", 1)[-1] for c in containers):
             continue
@@ -156,7 +200,8 @@ def kubernetes_facts(query: PreflightQuery, reads: KubernetesReads) -> dict[str,
         (c.get("metadata") or {}).get("name", ""): StorageClassFact(
             c.get("provisioner", ""), c.get("volumeBindingMode") or "Immediate", labels_of(c).get(STACK_LABEL) == query.stack)
         for c in items(reads, "/apis/storage.k8s.io/v1/storageclasses")}
-    autoscalers, own = autoscaler_deployments(reads, query.stack)
+    deployments = items(reads, "/apis/apps/v1/deployments")
+    autoscalers, own = autoscaler_deployments(deployments, query.stack)
     return {
         "namespace": namespace_owner(namespace, query.stack),
         "storageClasses": classes,
@@ -165,6 +210,7 @@ def kubernetes_facts(query: PreflightQuery, reads: KubernetesReads) -> dict[str,
                                 for d in items(reads, "/apis/apps/v1/namespaces/kube-system/daemonsets")),
         "autoscalers": autoscalers,
         "ownAutoscaler": own,
+        "servers": live_servers(deployments, query.namespace, query.stack),
         "karpenter": reads.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{query.karpenterCrd}") is not None,
     }
 

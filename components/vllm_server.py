@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from checker.endpoint_checker import VLLM_KEY_ENV
+from components.weights import PodIdentity, S3Identity, s3_identity
 from planner.servers import PlannedServer
 
 CACHE_MOUNT = "/models-cache"
@@ -23,6 +24,8 @@ class VllmServerArgs:
     namespace: pulumi.Input[str]
     huggingface_token: Optional[pulumi.Input[str]] = None  # secret Output from stack config
     plan_input: dict[str, Any] = field(default_factory=dict)  # planner.policy_input: what a policy pack checks
+    identity: Optional[PodIdentity] = None  # how pods assume IAM roles (needed when the weights come from S3)
+    depends_on: list[pulumi.Resource] = field(default_factory=list)  # e.g. the Job that mirrors the weights
 
 
 def secret_env(name: str, secret: pulumi.Input[str], key: str) -> k8s.core.v1.EnvVarArgs:
@@ -44,9 +47,11 @@ class VllmServer(pulumi.ComponentResource):
         self._api_key = random.RandomPassword(f"{name}-api-key", length=48, special=False,
                                               opts=pulumi.ResourceOptions(parent=self))
         self.secret = self._secret(name, args)
+        self.reader = self._reader(name, args)
         cache = self._cache_volume(name, args)
         self.deployment = self._deployment(name, args, self._container(args), cache)
-        # Named after litellmModelName, so the in-cluster URL is the plan's `url`.
+        # Named as the plan says (with the generation in blue-green), so the in-cluster URL is the plan's `url`.
+        # Pulumi awaits a Service until its selector has ready pods: it waits as long as the Deployment.
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=server.name, namespace=args.namespace, labels=server.labels),
@@ -55,16 +60,35 @@ class VllmServer(pulumi.ComponentResource):
                 selector=self.deployment.spec.selector.match_labels,
                 ports=[k8s.core.v1.ServicePortArgs(name=PORT_NAME, port=server.port, target_port=PORT_NAME)],
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=self._ready_timeouts(server)),
         )
         self.url = self.service.metadata.name.apply(lambda _: server.url)
         self.api_key = self._api_key.result
         self.register_outputs({**args.plan_input, "url": self.url, "api_key": self.api_key,
                                "deployment": self.deployment.metadata.name})
 
+    @staticmethod
+    def _ready_timeouts(server: PlannedServer) -> pulumi.CustomTimeouts:
+        # Pulumi would otherwise wait the default 10 minutes for readiness; a cold start can take longer.
+        timeout = f"{server.startupBudgetSeconds // 60 + 10}m"
+        return pulumi.CustomTimeouts(create=timeout, update=timeout)
+
+    @staticmethod
+    def _needs_token(args: VllmServerArgs) -> bool:
+        weights = args.server.weights
+        return args.huggingface_token is not None and (weights is None or weights.needsHuggingFaceToken)
+
+    def _reader(self, name: str, args: VllmServerArgs) -> Optional[S3Identity]:
+        """Weights from S3: the pods' ServiceAccount may read the prefix (and nothing else)."""
+        weights = args.server.weights
+        if weights is None or weights.access is None or args.identity is None:
+            return None
+        return s3_identity(self, name, args.server.name, args.namespace, args.server.labels, weights.access,
+                           args.identity, f"kindo-models vLLM server {args.server.name} reads its weights")
+
     def _secret(self, name: str, args: VllmServerArgs) -> k8s.core.v1.Secret:
         data: dict[str, pulumi.Input[str]] = {VLLM_KEY_ENV: self._api_key.result}
-        if args.huggingface_token is not None:
+        if self._needs_token(args):
             data[HF_TOKEN_ENV] = pulumi.Output.secret(args.huggingface_token)
         return k8s.core.v1.Secret(
             f"{name}-secret",
@@ -106,8 +130,9 @@ class VllmServer(pulumi.ComponentResource):
         server = args.server
         health = k8s.core.v1.HTTPGetActionArgs(path="/health", port=server.port)
         env = [k8s.core.v1.EnvVarArgs(name="HF_HOME", value=CACHE_MOUNT),
+               *(k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in sorted(server.env.items())),
                secret_env(VLLM_KEY_ENV, self.secret.metadata.name, VLLM_KEY_ENV)]
-        if args.huggingface_token is not None:
+        if self._needs_token(args):
             env.append(secret_env(HF_TOKEN_ENV, self.secret.metadata.name, HF_TOKEN_ENV))
         gpus = str(server.gpusPerReplica)
         return k8s.core.v1.ContainerArgs(
@@ -141,8 +166,8 @@ class VllmServer(pulumi.ComponentResource):
                         max_surge=0, max_unavailable=1)))
         shm = k8s.core.v1.VolumeArgs(name="dshm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
             medium="Memory", size_limit=f"{server.shmGiB}Gi"))
-        # Pulumi would otherwise wait the default 10 minutes for readiness; the download can take longer.
-        timeout = f"{server.startupBudgetSeconds // 60 + 10}m"
+        # The pods start once the weights are where they read them, with credentials to read them.
+        waits = [*args.depends_on, *([self.reader.association] if self.reader else [])]
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=server.name, namespace=args.namespace, labels=server.labels),
@@ -154,6 +179,7 @@ class VllmServer(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=server.labels, annotations=server.podAnnotations or None),
                     spec=k8s.core.v1.PodSpecArgs(
                         containers=[container],
+                        service_account_name=self.reader.service_account.metadata.name if self.reader else None,
                         node_selector=server.nodeSelector,
                         tolerations=[k8s.core.v1.TolerationArgs(**t) for t in server.tolerations],
                         volumes=[cache, shm],
@@ -161,5 +187,5 @@ class VllmServer(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=waits, custom_timeouts=self._ready_timeouts(server)),
         )

@@ -781,3 +781,23 @@ def cloud_catalog() -> CloudCatalog:
     models = {key: _cloud_model(key, entry, source) for key, (entry, source) in merged.items() if "alias_of" not in entry}
     providers = {name: tuple(values) for name, values in generated["providers"].items()}
     return CloudCatalog(release=release, models=models, aliases=aliases, providers=providers)
+
+
+# --------------------------------------------------------------------------- cold start
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    baseSeconds: int
+    secondsPerGiB: dict[str, float]  # by weights source: huggingface | s3
+    streamerConcurrency: int
+    streamerMemoryShare: float
+    mirrorUploadSecondsPerGiB: float
+
+
+@lru_cache(maxsize=1)
+def coldstart() -> ColdStart:
+    data = _load(DATA / "coldstart.yaml")
+    return ColdStart(int(data["baseSeconds"]), {k: float(v["secondsPerGiB"]) for k, v in data["sources"].items()},
+                     int(data["streamer"]["concurrency"]), float(data["streamer"]["memoryShare"]),
+                     float(data["mirror"]["uploadSecondsPerGiB"]))

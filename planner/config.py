@@ -21,6 +21,8 @@ from planner.catalogs import NOT_OVERRIDABLE, Architecture, quantization_formats
 from planner.findings import Finding, error
 from planner.loading import StackFileError, read_stack_document, stack_name_from_path
 from planner.names import DEFAULT_NAMESPACE, PROJECT
+S3_PREFIX = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -135,6 +137,28 @@ class VllmSpec(Strict):
     replicas: int = Field(1, ge=0, le=100)
     image: str | None = None
     extraArgs: list[Text] = Field(default_factory=list)
+    # A change that restarts vLLM: a new verified generation beside the old one (blue-green), or in place (recreate).
+    rollout: Literal["blue-green", "recreate"] = "blue-green"
+    # Load the weights from S3 with the Run:ai streamer (a one-time Job mirrors the Hub snapshot there).
+    weights: str | None = None
+    # The Hugging Face commit the server (or the S3 mirror) serves: a rollout is reproducible.
+    revision: str | None = None
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_is_an_s3_prefix(cls, value: str | None) -> str | None:
+        if value is not None and not S3_PREFIX.match(value):
+            raise ValueError("weights is an S3 prefix the snapshot is mirrored to, s3://BUCKET/PREFIX (a bucket name "
+                             "of 3-63 lowercase letters, digits, '.' and '-', then a key prefix)")
+        return value
+
+    @field_validator("revision")
+    @classmethod
+    def _revision_is_a_commit(cls, value: str | None) -> str | None:
+        if value is not None and not COMMIT.match(value):
+            raise ValueError("revision is the 40-hex commit of the Hugging Face repository (its Files tab, 'History'): a "
+                             "branch or tag can move, and a rollout would not be reproducible")
+        return value
 
 
 MetadataType = Literal["Text Generation", "Embeddings", "Transcription"]

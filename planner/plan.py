@@ -75,6 +75,7 @@ class Plan:
     flags: dict[str, list[str]]
     flagSpecs: dict[str, FlagSpec] = field(default_factory=dict)
     storageClass: StorageClassPlan | None = None  # the class EBS weights caches name (planner/storage.py)
+    nodes: dict[str, PoolNode] = field(default_factory=dict)  # each pool's node, as its servers were placed on it
 
     @property
     def ok(self) -> bool:
@@ -197,7 +198,7 @@ def server_context(model: ResolvedModel, nodes: dict[str, PoolNode], settings: S
     if model.server is None:
         return None
     autoscaler = settings.cluster.autoscaler if settings.cluster else "none"
-    return ServerContext(nodes.get(model.server.pool.name), settings.images, autoscaler)
+    return ServerContext(nodes.get(model.server.pool.name), settings.images, autoscaler, settings.region, settings.stack)
 
 
 def plan_pools(settings: Settings, servers: list[PlannedServer],
@@ -248,4 +249,4 @@ def make_plan(settings: Settings, findings: list[Finding] | None = None,
     findings += checks.check_stack(settings, [m.entry for m in models if m.selfHosted])
     pools, pool_findings = plan_pools(settings, servers, nodes)
     return Plan(stack=settings.stack, settings=settings, findings=sort_findings(findings + pool_findings), models=models,
-                servers=servers, pools=pools, flags=table, flagSpecs=specs, storageClass=storage)
+                servers=servers, pools=pools, flags=table, flagSpecs=specs, storageClass=storage, nodes=nodes)

@@ -10,10 +10,10 @@ from typing import Any
 from planner import catalogs
 from planner.catalogs import InstanceType
 from planner.config import Cluster, GpuPool, Images
-from planner.findings import Finding, error, info, warning
+from planner.findings import Finding, error, has_errors, info, warning
 from planner.images import ChartSource, chart_source, image_ref, split_image
 from planner.names import GPU_PRESENT_LABEL, GPU_TAINT_KEY, POOL_LABEL, STACK_LABEL, label_value
-from planner.scheduling import PoolNode, node_shape, nodes_needed
+from planner.scheduling import NodeShape, PoolNode, Resources, node_shape, nodes_needed
 from planner.servers import PlannedServer
 from planner.storage import decide_cache, node_user_data
 
@@ -67,6 +67,8 @@ class PlannedPool:
     tags: dict[str, str] = field(default_factory=dict)  # AWS tags of the node group, its launch template and instances
     dataDevice: str = "/dev/xvda"  # the volume sized to diskSizeGiB
     userData: str | None = None  # the launch template's user data (NVMe: the node configuration that uses it)
+    rolloutGpus: int = 0  # GPUs the largest blue-green server adds while its new generation starts beside the old
+    rolloutNodes: int = 0  # nodes the pool needs during that rollout
 
     @property
     def needsDevicePlugin(self) -> bool:
@@ -139,6 +141,32 @@ def check_pool_capacity(pool: GpuPool, instance: InstanceType, replicas: list[in
     return []
 
 
+def rollout_headroom(pool: GpuPool, servers: list[PlannedServer], shape: NodeShape | None,
+                     steady: list[Resources]) -> tuple[int, int, list[Finding]]:
+    """(extra GPUs, nodes) the pool needs while its largest blue-green server runs two generations, and findings:
+    an error when maxSize cannot hold even that, a warning when it cannot hold every server rolling at once (a new
+    default image changes them all)."""
+    rolling = [s for s in servers if s.rollout == "blue-green" and s.replicas]
+    if not rolling or shape is None:
+        return 0, 0, []
+    largest = max(rolling, key=lambda s: (s.gpusPerReplica * s.replicas, s.request.memoryMiB * s.replicas))
+    nodes = nodes_needed(steady + [largest.request] * largest.replicas, shape)
+    findings: list[Finding] = []
+    if nodes > pool.maxSize:
+        findings.append(error("pool-rollout-headroom", pool.name, f"a change to {largest.litellmModelName} starts its new "
+                              f"generation ({largest.gpusPerReplica * largest.replicas} GPUs) beside the old one until it "
+                              f"is verified: the pool then needs {nodes} nodes, but maxSize is {pool.maxSize}. Raise maxSize "
+                              f"to {nodes}, or set vllm.rollout: recreate on its models to accept downtime instead."))
+    else:
+        everything = nodes_needed(steady + [s.request for s in rolling for _ in range(s.replicas)], shape)
+        if everything > pool.maxSize and len(rolling) > 1:
+            findings.append(warning("pool-rollout-all-at-once", pool.name, f"if every server of the pool changes at once "
+                                    f"(a new default vLLM image changes them all), their new generations need {everything} "
+                                    f"nodes, above maxSize {pool.maxSize}: the rollout waits for room. Change one model "
+                                    f"at a time (vllm.image per model), or raise maxSize to {everything} for the change."))
+    return largest.gpusPerReplica * largest.replicas, nodes, findings
+
+
 def decide_desired_size(pool: GpuPool, needed: int, autoscaler: str, instance: str) -> tuple[int, list[Finding]]:
     """The node group's desired size. Without an autoscaler: what the servers need within min..max, on every up (the
     stack's desiredSize wins, with a warning when it is below the need). With one, the same is only the size at
@@ -178,6 +206,7 @@ def plan_pool(pool: GpuPool, servers: list[PlannedServer], settings: PoolSetting
     nodes = nodes_needed(requests, node.shape) if node.shape and requests else 0
     findings = check_pool_capacity(pool, instance, replicas, nodes) if instance else []
     desired, desired_findings = decide_desired_size(pool, nodes, settings.autoscaler, pool.instanceType)
+    rollout_gpus, rollout_nodes, rollout_findings = rollout_headroom(pool, on_pool, node.shape, requests)
     ca_labels, ca_tags = autoscaler_labels_and_tags(settings.autoscaler, instance, node)
     return PlannedPool(
         name=pool.name, instanceType=pool.instanceType, gpu=instance.gpu.name if instance else None,
@@ -192,4 +221,6 @@ def plan_pool(pool: GpuPool, servers: list[PlannedServer], settings: PoolSetting
         taints=[{"key": GPU_TAINT_KEY, "value": "true", "effect": "NO_SCHEDULE"}],
         tags={POOL_LABEL: pool.name, "managed-by": "pulumi", STACK_LABEL: settings.stack, **ca_tags},
         dataDevice=DATA_DEVICE[pool.amiType], userData=node_user_data(pool.amiType, node.cache),
-    ), findings + desired_findings
+        rolloutGpus=rollout_gpus, rolloutNodes=rollout_nodes,
+        # A pool too small for its servers says so once: its rollout's headroom is the same fix.
+    ), findings + desired_findings + ([] if has_errors(findings) else rollout_findings)

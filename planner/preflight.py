@@ -5,6 +5,8 @@ namespace, DaemonSets, autoscalers and Karpenter's CRD through the Kubernetes AP
 subnets) into `ClusterFacts`; `decide_live` turns the plan and those facts into a `LivePlan`: what the program
 creates, what it adopts (an existing namespace, add-on or autoscaler it did not create), and one error per missing
 prerequisite. What this stack created carries its stack label (planner/names.py STACK_LABEL) and stays managed.
+It also reads the vLLM servers running now: during a blue-green rollout (planner/rollout.py) the old generation keeps
+its nodes until the new one is verified, and a pool whose size the program owns must hold both.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from planner.findings import Finding, error, info, warning
 from planner.images import ChartSource, chart_source, image_ref, split_image
 from planner.names import MANAGED_BY, PROJECT, STACK_LABEL
 from planner.plan import Plan
+from planner.scheduling import Resources, nodes_needed
 from planner.storage import EBS_PROVISIONER, StorageClassPlan
 
 KARPENTER_CRD = "nodepools.karpenter.sh"
@@ -50,6 +53,16 @@ class PreflightQuery:
 
 
 @dataclass(frozen=True)
+class LiveServer:
+    """A vLLM Deployment of this stack running now, as the scheduler sees it."""
+
+    name: str
+    pool: str  # its nodeSelector's pool label
+    replicas: int
+    request: Resources  # one replica's requests
+
+
+@dataclass(frozen=True)
 class ClusterFacts:
     version: str = ""  # Kubernetes minor, e.g. "1.34"
     addons: dict[str, AddonFact] = field(default_factory=dict)
@@ -62,6 +75,7 @@ class ClusterFacts:
     karpenter: bool = False
     subnetZones: dict[str, str] = field(default_factory=dict)
     nodeGroups: tuple[str, ...] | None = None  # the cluster's managed node groups (None: not read)
+    servers: tuple[LiveServer, ...] = ()  # this stack's vLLM Deployments in its namespace
     unreadable: str | None = None  # why the cluster could not be read (nothing else is then known)
 
 
@@ -91,6 +105,7 @@ class LivePlan:
     autoscaler: AutoscalerPlan | None
     tags: dict[str, str]  # AWS tags of what the program creates in the cluster's account
     trustPolicy: str  # IAM trust policy of the roles pods assume through EKS Pod Identity
+    desiredSizes: dict[str, int] = field(default_factory=dict)  # pools sized above the plan while a rollout runs
 
 
 def addon_names() -> tuple[str, str]:
@@ -260,6 +275,34 @@ def check_system_nodes(plan: Plan, facts: ClusterFacts) -> list[Finding]:
                     "node. Make sure self-managed or Fargate capacity runs them, or add a small node group.")]
 
 
+def decide_rollout_sizes(plan: Plan, facts: ClusterFacts) -> tuple[dict[str, int], list[Finding]]:
+    """Pools whose size the program owns, sized for the servers of the plan AND the running ones it is about to
+    replace: Pulumi deletes those last, after their successors are verified (planner/rollout.py), so both generations
+    hold nodes meanwhile. The next `pulumi up` returns the pool to the plan's size."""
+    planned = {s.name for s in plan.servers}
+    leaving = [s for s in facts.servers if s.name not in planned]
+    sizes: dict[str, int] = {}
+    findings: list[Finding] = []
+    configured = {p.name: p.desiredSize for p in plan.settings.gpuPools}
+    for pool in plan.pools:
+        old = [s for s in leaving if s.pool == pool.name and s.replicas]
+        node = plan.nodes.get(pool.name)
+        if pool.desiredSizeOwner != "program" or configured.get(pool.name) is not None or not old or node is None \
+                or node.shape is None:
+            continue
+        steady = [s.request for s in plan.servers if s.pool == pool.name for _ in range(s.replicas)]
+        needed = min(pool.maxSize, nodes_needed(steady + [s.request for s in old for _ in range(s.replicas)], node.shape))
+        if needed <= pool.desiredSize:
+            continue
+        sizes[pool.name] = needed
+        names = ", ".join(s.name for s in old)
+        findings.append(info("preflight-rollout-nodes", pool.name, f"{names} keep{'s' if len(old) == 1 else ''} serving "
+                             f"until {'its successor is' if len(old) == 1 else 'their successors are'} verified: the pool "
+                             f"runs {needed} nodes during this update instead of {pool.desiredSize}. Run `pulumi up` again "
+                             "afterwards to return it to its size (EKS drains the nodes it removes; the pods on them move)."))
+    return sizes, findings
+
+
 def decide_agent(facts: ClusterFacts, needed: bool) -> bool:
     """The Pod Identity agent add-on: created when a role the program makes needs it and the cluster runs none; kept
     once created by this stack (other workloads may have come to rely on it)."""
@@ -286,7 +329,10 @@ def decide_live(plan: Plan, facts: ClusterFacts, region: str | None) -> tuple[Li
     create_addon = create_addon or facts.addons.get(addon_names()[0], AddonFact(False)).ours
     findings += check_subnet_zones(plan, facts) + check_system_nodes(plan, facts)
     autoscaler, autoscaler_findings = decide_autoscaler(plan, facts, region)
-    agent = decide_agent(facts, create_addon or autoscaler is not None)
+    # Roles pods assume through Pod Identity: the EBS CSI controller's, the autoscaler's, the S3 weights readers'.
+    s3 = any(s.weights is not None and s.weights.access is not None for s in plan.servers)
+    agent = decide_agent(facts, create_addon or autoscaler is not None or s3)
+    sizes, size_findings = decide_rollout_sizes(plan, facts)
     live = LivePlan(cluster.namespace, create_namespace, agent, create_addon, storage_class, autoscaler,
-                    {"managed-by": "pulumi", STACK_LABEL: plan.stack}, pod_identity_trust_policy())
-    return live, findings + autoscaler_findings
+                    {"managed-by": "pulumi", STACK_LABEL: plan.stack}, pod_identity_trust_policy(), sizes)
+    return live, findings + autoscaler_findings + size_findings

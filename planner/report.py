@@ -20,6 +20,7 @@ from rich.text import Text
 
 from planner.findings import Finding
 from planner.plan import Plan
+from planner.pools import PlannedPool
 from planner.servers import PlannedServer
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -106,8 +107,15 @@ def print_server_details(console: Console, plan: Plan) -> None:
 
 
 POOL_COLUMNS = [Column("pool"), Column("instance / GPUs"), Column("min", True), Column("desired", True),
-                Column("max", True), Column("nodes needed", True), Column("capacity"), Column("disk GiB", True),
-                Column("servers")]
+                Column("max", True), Column("nodes needed", True), Column("rollout", True), Column("capacity"),
+                Column("disk GiB", True), Column("servers")]
+
+
+def rollout_cell(pool: PlannedPool) -> str:
+    """What a zero-downtime change of the pool's largest server adds: its GPUs, and the nodes the pool then needs."""
+    if not pool.rolloutGpus:
+        return "-"
+    return f"+{pool.rolloutGpus} GPU{'s' if pool.rolloutGpus > 1 else ''}\n{pool.rolloutNodes} nodes"
 
 
 def pool_rows(plan: Plan) -> list[list[str]]:
@@ -116,7 +124,8 @@ def pool_rows(plan: Plan) -> list[list[str]]:
         capacity = p.capacityType + (f"\n{p.capacityReservationId}" if p.capacityReservationId else "")
         gpus = f"{p.gpusPerNode}x {p.gpu}" if p.gpu else "unknown"
         rows.append([escape(p.name), f"{p.instanceType}\n{gpus}", str(p.minSize), str(p.desiredSize), str(p.maxSize),
-                     str(p.nodesNeeded), escape(capacity), str(p.diskSizeGiB), escape("\n".join(p.servers)) or "-"])
+                     str(p.nodesNeeded), rollout_cell(p), escape(capacity), str(p.diskSizeGiB),
+                     escape("\n".join(p.servers)) or "-"])
     return rows
 
 

@@ -18,11 +18,14 @@ from planner.images import image_ref
 from planner.names import GPU_TAINT_KEY, POOL_LABEL, PORT, labels, selector_labels, service_name, service_url
 from planner.resolve import ResolvedModel, ResolvedServer, close_match
 from planner.scheduling import PoolNode, Resources, check_replica_fits, replica_request
+from planner.weights import Source, WeightsPlan, decide_weights, startup_budget
 from planner.sizing import Sizing, SizingRequest, VllmKnobs, size, smallest_fitting, valid_tensor_parallel_sizes
+from planner.rollout import base_name, generation_of, rollout_findings, server_name
 from planner.vllm_args import DERIVED_FLAGS, ArgsInput, extra_arg_value, flag_name, vllm_args
 
 # Fields a component renders but a reader of `plan --json` does not need.
-RENDER_ONLY = ("labels", "selector", "nodeSelector", "tolerations", "port", "request", "podAnnotations")
+RENDER_ONLY = ("labels", "selector", "nodeSelector", "tolerations", "port", "request", "podAnnotations", "weights",
+               "env")
 
 
 @dataclass
@@ -71,6 +74,13 @@ class PlannedServer:
     port: int = PORT  # vLLM's --port, the container's and the Service's port
     request: Resources = field(default_factory=Resources)  # one replica's requests, as the scheduler sees them
     podAnnotations: dict[str, str] = field(default_factory=dict)
+    # Rollouts (planner/rollout.py): the generation is a digest of what the pods run; with blue-green it is part of
+    # every name, so a change brings up a new server beside the old one.
+    rollout: str = "blue-green"
+    generation: str = ""
+    baseName: str = ""  # the name without the generation: what the Kubernetes names derive from
+    weights: WeightsPlan | None = None  # where the weights come from (planner/weights.py)
+    env: dict[str, str] = field(default_factory=dict)  # plain environment of the vLLM container
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in RENDER_ONLY}
@@ -83,23 +93,21 @@ class PlannedServer:
 # device plugin, CNI and logging daemons. planner/scheduling.py checks the result against EKS's published
 # reservations for every instance type (tests/test_scheduling.py: it fits each one in the catalog).
 NODE_SHARE = 0.8
-# Startup: vLLM downloads the weights (S3-backed Hugging Face CDN, ~100-200 MB/s seen on EC2) then loads them
-# and captures CUDA graphs. Budget 10 minutes plus 20 s per GiB of weights, so a 641 GiB DeepSeek gets ~3.7 h
-# while an 8B model gets ~15 min; the startup probe, not the liveness probe, guards this window.
-STARTUP_BASE_SECONDS = 600
-STARTUP_SECONDS_PER_GIB = 20
+# Startup: the probe's budget is vLLM's own start plus reading the weights from where they come
+# (planner/weights.py startup_budget, figures in planner/data/coldstart.yaml); the startup probe, not the liveness
+# probe, guards this window.
 # The GPU pools' taint, tolerated by every pod that runs there.
 GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 
 
-def replica_resources(instance: InstanceType, gpus_per_replica: int, weights_gib: float) -> tuple[int, int, int, int]:
+def replica_resources(instance: InstanceType, gpus_per_replica: int, weights_gib: float,
+                      source: Source = "huggingface") -> tuple[int, int, int, int]:
     """(cpu cores, memory GiB, /dev/shm GiB, startup budget seconds) for one replica."""
     share = gpus_per_replica / instance.gpus
     cpu = max(1, int(instance.vcpus * NODE_SHARE * share))
     memory = max(4, int(instance.memoryGiB * NODE_SHARE * share))
     shm = max(1, min(memory // 4, 16 * gpus_per_replica))
-    startup = int(STARTUP_BASE_SECONDS + STARTUP_SECONDS_PER_GIB * weights_gib)
-    return cpu, memory, shm, startup
+    return cpu, memory, shm, startup_budget(weights_gib, source)
 
 
 def cache_volume_gib(weights_gib: float) -> int:
@@ -119,6 +127,8 @@ class ServerContext:
     node: PoolNode | None
     images: Images
     autoscaler: str = "none"
+    region: str | None = None  # the stack's aws:region (an S3 weights prefix is read there)
+    stack: str = ""  # labels the server's objects, so the preflight finds this stack's running servers
 
 
 @dataclass(frozen=True)
@@ -133,9 +143,9 @@ class ReplicaResources:
 
 
 def decide_resources(subject: str, instance: InstanceType, gpus: int, weights_gib: float,
-                     node: PoolNode | None) -> tuple[ReplicaResources, list[Finding]]:
+                     node: PoolNode | None, source: Source = "huggingface") -> tuple[ReplicaResources, list[Finding]]:
     """A replica's requests (its share of the node) and the weights cache, checked against what its node leaves."""
-    cpu, memory, shm, startup = replica_resources(instance, gpus, weights_gib)
+    cpu, memory, shm, startup = replica_resources(instance, gpus, weights_gib, source)
     cache = cache_volume_gib(weights_gib)
     writable = catalogs.eks().writableLayerGiB
     disk = cache + writable if node is None or node.cache == "nvme" else writable
@@ -550,41 +560,65 @@ def decide_parsers(model: ResolvedModel, server: ResolvedServer) -> tuple[tuple[
 # --------------------------------------------------------------------------------------------- the server
 
 
+def decide_server_args(model: ResolvedModel, server: ResolvedServer, max_model_len: int, tp: int,
+                       parsers: tuple[str | None, str | None], chat_template: str | None,
+                       weights: WeightsPlan) -> list[str]:
+    spec, arch = server.spec, server.architecture
+    return vllm_args(ArgsInput(weights.modelPath, model.name, max_model_len, tp, arch, parsers[0], parsers[1],
+                               spec.quantization, spec.kvCacheDtype, tuple(spec.extraArgs), chat_template,
+                               weights.loaderArgs))
+
+
 def plan_server(model: ResolvedModel, server: ResolvedServer, context: ServerContext) -> tuple[PlannedServer, list[Finding]]:
     entry, spec, arch, instance, subject = model.entry, server.spec, server.architecture, server.instance, model.name
     findings = check_model_kind(entry, arch) + check_extra_args(spec, subject) + check_transcription_image(server, subject)
     max_model_len, context_findings = decide_max_model_len(entry, arch)
     knobs, knob_findings = decide_vllm_knobs(spec, arch, max_model_len, server.image.defaults, subject)
-    request = sizing_request(server, max_model_len, knobs)
-    sizing, sizing_findings = decide_sizing(request, server, subject)
-    (tool_parser, reasoning_parser), parser_findings = decide_parsers(model, server)
-    chat_template, template_findings = decide_chat_template(server, tool_parser, subject)
+    sizing, sizing_findings = decide_sizing(sizing_request(server, max_model_len, knobs), server, subject)
+    parsers, parser_findings = decide_parsers(model, server)
+    chat_template, template_findings = decide_chat_template(server, parsers[0], subject)
     findings += knob_findings + context_findings + check_quantization(server, subject) + sizing_findings
     findings += parser_findings + check_release_support(server, subject) + template_findings
-    name = service_name(entry.litellmModelName)
+    base = base_name(entry.litellmModelName)
     download_gib = max(sizing.weights_gib, arch.checkpointGiB or 0.0)  # the published files, whatever vLLM loads
+    source = "s3" if spec.weights else "huggingface"
     resources, resource_findings = decide_resources(subject, instance, sizing.tensor_parallel_size, download_gib,
-                                                    context.node)
-    findings += resource_findings
+                                                    context.node, source)
+    weights, weight_findings = decide_weights(spec, base, resources.memoryGiB, download_gib, context.region, subject)
+    findings += resource_findings + weight_findings + rollout_findings(spec, resources.startupSeconds, subject)
+    args = decide_server_args(model, server, max_model_len, sizing.tensor_parallel_size, parsers, chat_template, weights)
+    planned = assemble_server(model, server, context, sizing, resources, args, weights, max_model_len, parsers)
+    return planned, findings
+
+
+def assemble_server(model: ResolvedModel, server: ResolvedServer, context: ServerContext, sizing: Sizing,
+                    resources: ReplicaResources, args: list[str], weights: WeightsPlan, max_model_len: int,
+                    parsers: tuple[str | None, str | None]) -> PlannedServer:
+    """The PlannedServer, its names carrying the generation of what its pods run (blue-green)."""
+    spec, arch, instance = server.spec, server.architecture, server.instance
     cache = context.node.cache if context.node else "nvme"
-    args = vllm_args(ArgsInput(spec.model, entry.litellmModelName, max_model_len, sizing.tensor_parallel_size, arch,
-                               tool_parser, reasoning_parser, spec.quantization, spec.kvCacheDtype, tuple(spec.extraArgs),
-                               chat_template))
+    image = image_ref(server.image.image, context.images)
+    base = base_name(model.name)
+    generation = generation_of({"image": image, "args": args, "env": weights.env, "pool": server.pool.name,
+                                "cache": cache, "request": resources.request.to_json(), "shm": resources.shmGiB,
+                                "startup": resources.startupSeconds})
+    name = server_name(base, generation, spec.rollout)
     return PlannedServer(
-        name=name, litellmModelName=entry.litellmModelName, model=spec.model, pool=server.pool.name,
+        name=name, litellmModelName=model.name, model=spec.model, pool=server.pool.name,
         instanceType=instance.name, gpu=instance.gpu.name, gpuMemoryGiB=sizing.gpu_memory_gib,
         gpusPerReplica=sizing.tensor_parallel_size, tensorParallelSize=sizing.tensor_parallel_size,
         maxModelLen=max_model_len, maxContextThatFits=sizing.max_context_that_fits, kvCacheTokens=sizing.kv_cache_tokens,
         maxConcurrency=sizing.max_concurrency, fits=sizing.fits, weightsGiB=sizing.weights_gib,
-        kvBytesPerToken=sizing.kv_bytes_per_token, args=args, image=image_ref(server.image.image, context.images),
+        kvBytesPerToken=sizing.kv_bytes_per_token, args=args, image=image,
         replicas=spec.replicas, namespace=server.namespace, url=service_url(name, server.namespace), architecture=arch.key,
         budgetGiB=sizing.budget_gib, runtimeGiB=sizing.runtime_gib, kvCacheGiB=sizing.kv_available_gib,
         cacheVolumeGiB=resources.cacheGiB, weightsCache=cache,
         storageClass=context.node.storageClass if context.node else None, diskRequestGiB=resources.diskGiB,
         cpuRequest=resources.cpu, memoryRequestGiB=resources.memoryGiB, shmGiB=resources.shmGiB,
         startupBudgetSeconds=resources.startupSeconds, trustRemoteCode=arch.trustRemoteCode,
-        toolCallParser=tool_parser, reasoningParser=reasoning_parser,
-        labels=labels("vllm", name, model=entry.litellmModelName), selector=selector_labels("vllm", name),
+        toolCallParser=parsers[0], reasoningParser=parsers[1],
+        labels=labels("vllm", name, model=model.name, generation=generation, stack=context.stack), selector=selector_labels("vllm", name),
         nodeSelector={POOL_LABEL: server.pool.name}, tolerations=[dict(GPU_TOLERATION)], request=resources.request,
         podAnnotations={SAFE_TO_EVICT_LOCAL: "cache"} if context.autoscaler == "cluster-autoscaler" and cache == "nvme" else {},
-    ), findings
+        rollout=spec.rollout, generation=generation, baseName=base, weights=weights, env=dict(weights.env),
+    )

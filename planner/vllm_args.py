@@ -27,6 +27,9 @@ DERIVED_FLAGS: dict[str, str] = {
     # vLLM refuses auto tool choice without a parser; the plan adds the two together or not at all.
     "--enable-auto-tool-choice": "vllm.toolCallParser (added together with it)",
     "--model": "vllm.model",
+    "--revision": "vllm.revision",
+    "--load-format": "vllm.weights (runai_streamer for an s3:// prefix)",
+    "--model-loader-extra-config": "vllm.weights (the streamer's concurrency and memory limit)",
     "--port": f"(fixed: {PORT}, the Service port)",
     "--host": "(fixed: 0.0.0.0 inside the pod)",
     "--api-key": "(generated: the server's key comes from its Kubernetes Secret)",
@@ -50,6 +53,7 @@ class ArgsInput:
     kv_cache_dtype: str | None
     extra_args: tuple[str, ...]
     chat_template: str | None = None  # path inside the image
+    loader_args: tuple[str, ...] = ()  # where the weights come from: --revision, or the S3 streamer's flags
 
 
 def flag_name(arg: str) -> str:
@@ -95,4 +99,4 @@ def vllm_args(spec: ArgsInput) -> list[str]:
         args += ["--enable-prefix-caching", "--enable-chunked-prefill"]
     if spec.kv_cache_dtype and spec.kv_cache_dtype != "auto":
         args += ["--kv-cache-dtype", spec.kv_cache_dtype]
-    return args + list(spec.extra_args)
+    return args + list(spec.loader_args) + list(spec.extra_args)

@@ -27,7 +27,7 @@ BASE: dict[str, Any] = {
     "credentials": {"anthropic": {"secure": "v1:jkl"}, "deepgram": {"secure": "v1:mno"}},
     "gpuPools": [
         {"name": "h100", "instanceType": "p5.48xlarge", "minSize": 0, "maxSize": 2, "capacityReservationId": "cr-1"},
-        {"name": "l40s", "instanceType": "g6e.xlarge", "minSize": 0, "maxSize": 2},
+        {"name": "l40s", "instanceType": "g6e.xlarge", "minSize": 0, "maxSize": 3},  # 2 servers + a rollout's next
     ],
     "models": [
         {

@@ -8,13 +8,18 @@ pkg/resource/deploy/step_generator.go GenerateSteps and GenerateDeletes, read at
    ran) stay where they are until the end of the next update: since pulumi 3.46.0 they are deleted with the
    update's other deletes, in dependency order, not before the program runs (CHANGELOG 3.46.0, "Pending deletes
    are no longer executed before everything else", pulumi#11027; older engines ran them first).
-2. Resources are visited in dependency order: the KindoModels first (anchors before the models whose
-   replacementModelId is the anchor's ID), then the UnleashModelFlags, whose modelIds are the models' IDs.
+2. Resources are visited in dependency order: the vLLM servers (a Deployment and its Service, awaited until ready),
+   their endpoint check Jobs (awaited until they succeed), the KindoModels (anchors before the models whose
+   replacementModelId is the anchor's ID; a self-hosted one after its server and check), then the
+   UnleashModelFlags, whose modelIds are the models' IDs. Servers and checks are cluster objects the engine
+   tracks itself: a server is identified by its name (a new name is a new server), a change of what its pods run
+   under the same name is an in-place update (not ready while it restarts); a check whose Job name changes is
+   replaced, and it passes if its server is ready then.
    Each is checked (check(old inputs, new inputs)) and, if it exists, diffed; then created, updated, left alone,
    or replaced. A replacement is create-before-delete: the new one is created in place and the old one is marked
    pending deletion.
 3. After every create and update, the deletions run: resources no longer in the program and the old halves of
-   replacements, dependents first (flags before the models they carry).
+   replacements, dependents first (flags, then the models they carry, then checks, then servers).
 If the program fails (a provider error, or KindoModel's apply stopping on an unconfirmed registration), step 3
 does not run: removed resources stay, replaced ones stay pending deletion for the next update.
 The provider objects are used exactly as the dynamic-provider host uses them, `__provider` key included.
@@ -23,7 +28,7 @@ The provider objects are used exactly as the dynamic-provider host uses them, `_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from dynamic_providers.kindo_model import KindoModelProvider, reset_successors, stop_if_unconfirmed
 from dynamic_providers.unleash_flag import PROVIDER_VERSION as FLAG_VERSION, UnleashFlagProvider
@@ -41,6 +46,22 @@ class Model:
     replacement: Optional[str] = None  # name of the model whose ID is this one's replacementModelId
 
 
+@dataclass(frozen=True)
+class Server:
+    """A VllmServer as the engine sees it: its URL and what its pods run (a change restarts them)."""
+
+    url: str
+    pods: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """An endpoint check Job: the server it checks, and the Job's name (a new name replaces the Job)."""
+
+    server: str
+    job: str
+
+
 @dataclass
 class Stack:
     models: dict[str, Model]  # in dependency order
@@ -49,6 +70,8 @@ class Stack:
     owner: str = OWNER
     payload: str = "ids"  # what flag variants carry: "ids" | "names"
     environment: str = ENV
+    servers: dict[str, Server] = field(default_factory=dict)  # by name
+    checks: dict[str, Check] = field(default_factory=dict)  # by resource name
 
 
 @dataclass
@@ -68,9 +91,23 @@ class Engine:
     pending: list[tuple[str, State]] = field(default_factory=list)  # (kind, old state) awaiting deletion
     log: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # what pulumi.log.warn would print
+    servers: dict[str, Server] = field(default_factory=dict)  # the cluster's vLLM servers
+    ready: set[str] = field(default_factory=set)  # servers whose pods are ready
+    checks: dict[str, Check] = field(default_factory=dict)
+    passed: set[tuple[str, str]] = field(default_factory=set)  # (server, pods) a check Job succeeded against
+    observe: Optional[Callable[[str], None]] = None  # called after every step, with the step
+
+    def verified(self, server: str) -> bool:
+        """The server exists, is ready, and a check passed against what its pods run now."""
+        found = self.servers.get(server)
+        return found is not None and server in self.ready and (server, found.pods) in self.passed
 
     def up(self, stack: Stack) -> None:
         reset_successors()  # one `pulumi up` = one provider host process
+        for name, server in stack.servers.items():
+            self._server_step(name, server)
+        for name, check in stack.checks.items():
+            self._check_step(name, check)
         for name, model in stack.models.items():
             self._step("kindo", self.kindo, self.models, name, self._model_props(model))
             warning = stop_if_unconfirmed(self.models[name].outs)  # KindoModel's apply: may stop the program
@@ -80,6 +117,8 @@ class Engine:
             self._step("unleash", self.unleash, self.flags, flag, self._flag_props(stack, flag, names))
         self.pending += [("unleash", self.flags.pop(f)) for f in [f for f in self.flags if f not in stack.flags]]
         self.pending += [("kindo", self.models.pop(m)) for m in [m for m in self.models if m not in stack.models]]
+        self.pending += [("check", State(c, {}, {})) for c in [c for c in self.checks if c not in stack.checks]]
+        self.pending += [("server", State(s, {}, {})) for s in [s for s in self.servers if s not in stack.servers]]
         self._delete_pending()
 
     def refresh(self) -> None:
@@ -109,13 +148,51 @@ class Engine:
                 "modelNames": [self.models[n].outs.get("routingName") or n for n in names], "payload": stack.payload,
                 "required": flag in stack.required, "providerVersion": FLAG_VERSION, "__provider": SERIALIZED}
 
+    def _did(self, step: str) -> None:
+        self.log.append(step)
+        if self.observe:
+            self.observe(step)
+
+    def _server_step(self, name: str, server: Server) -> None:
+        old = self.servers.get(name)
+        if old == server:
+            return
+        self.servers[name] = server
+        if old is not None:  # the same Deployment with new pods: they restart in place
+            self.ready.discard(name)
+            self._did(f"updating server {name}")
+        self.ready.add(name)  # Pulumi awaits the Deployment's (and the Service's) readiness
+        self._did(f"{'update' if old else 'create'} server {name}")
+
+    def _check_step(self, name: str, check: Check) -> None:
+        old = self.checks.get(name)
+        if old == check:
+            return
+        if check.server not in self.ready:
+            raise AssertionError(f"check {name} runs against {check.server}, which is not ready")
+        if old is not None:
+            self.pending.append(("check", State(name, {}, {"job": old.job})))
+        self.checks[name] = check
+        self.passed.add((check.server, self.servers[check.server].pods))  # Pulumi awaits the Job's success
+        self._did(f"{'replace' if old else 'create'} check {name}")
+
     def _delete_pending(self) -> None:
-        self.pending.sort(key=lambda step: step[0] != "unleash")  # dependents (flags) first
+        order = ("unleash", "kindo", "check", "server")  # dependents first
+        self.pending.sort(key=lambda step: order.index(step[0]))
         while self.pending:
             kind, state = self.pending[0]
-            self.log.append(f"delete {kind} {state.id}")
-            (self.unleash if kind == "unleash" else self.kindo).delete(state.id, {**state.outs, "__provider": SERIALIZED})
+            self.log.append(f"delete {kind} {state.id}")  # logged before the call: a failed delete shows in the log
+            if kind == "check":
+                if "job" not in state.outs:  # removed from the program (a replaced one's successor stays)
+                    self.checks.pop(state.id, None)
+            elif kind == "server":
+                self.servers.pop(state.id, None)
+                self.ready.discard(state.id)
+            else:
+                (self.unleash if kind == "unleash" else self.kindo).delete(state.id, {**state.outs, "__provider": SERIALIZED})
             self.pending.pop(0)
+            if self.observe:
+                self.observe(self.log[-1])
 
     def _step(self, kind: str, provider: Any, states: dict[str, State], name: str, props: dict[str, Any]) -> None:
         old = states.get(name)
@@ -125,18 +202,18 @@ class Engine:
         if old is None:
             created = provider.create(news)
             states[name] = State(created.id, dict(checked.inputs), dict(created.outs))
-            self.log.append(f"create {kind} {name}")
+            self._did(f"create {kind} {name}")
             return
         diff = provider.diff(old.id, {**old.outs, "__provider": SERIALIZED}, news)
         if diff.replaces:
             created = provider.create(news)
             self.pending.append((kind, old))
             states[name] = State(created.id, dict(checked.inputs), dict(created.outs))
-            self.log.append(f"replace {kind} {name}")
+            self._did(f"replace {kind} {name}")
         elif diff.changes:
             updated = provider.update(old.id, {**old.outs, "__provider": SERIALIZED}, news)
             states[name] = State(updated.outs.get("strategyId", old.id), dict(checked.inputs), dict(updated.outs))
-            self.log.append(f"update {kind} {name}")
+            self._did(f"update {kind} {name}")
 
 
 def unleash_references(server, ns, environment: str = ENV):

@@ -6,9 +6,10 @@ import asyncio
 import json
 import logging
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pulumi
 import yaml
@@ -238,4 +239,18 @@ def find_values(value: Any, needle: str, path: str = "", inside_secret: bool = F
             found += find_values(child, needle, f"{path}[{index}]", inside_secret)
     elif isinstance(value, str) and needle in value:
         found.append((path, inside_secret))
+    return found
+
+
+GENERATION = r"(-[0-9a-f]{6})?"  # planner/rollout.py: blue-green names carry the generation of what the pods run
+
+
+def of_server(name: str, base: str, suffix: str = "") -> bool:
+    """Whether a resource name is a server's (`base`, with its generation in blue-green) plus the suffix."""
+    return re.fullmatch(re.escape(base) + GENERATION + (re.escape(f"-{suffix}") if suffix else ""), name) is not None
+
+
+def server_key(names: Iterable[str], base: str, suffix: str = "") -> str:
+    """The one name of `names` that is the server `base`'s (with the suffix); fails when there is none or several."""
+    [found] = [name for name in names if of_server(name, base, suffix)]
     return found

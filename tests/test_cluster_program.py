@@ -16,7 +16,7 @@ from planner import catalogs
 from planner.config import parse_settings
 from planner.plan import Plan, make_plan
 from tests.conftest import ALL_REQUIRED, BASE
-from tests.pulumi_harness import ROOT, LiveCluster, Run, named, run_program, stack_config
+from tests.pulumi_harness import ROOT, LiveCluster, Run, named, run_program, server_key, stack_config
 from tests.test_program import EKS_KUBERNETES, by_name, unwrap
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -183,7 +183,8 @@ def test_cluster_autoscaler_owns_desired_size_and_the_program_installs_it_pinned
     assert "eks:DescribeNodegroup" in policy["Statement"][0]["Action"]
     assert "aws:ResourceTag/k8s.io/cluster-autoscaler/kindo-dev" in json.dumps(policy["Statement"][1]["Condition"])
     assert "cluster-addons-pod-identity-agent" in by_name(result, ADDON)  # the role goes through Pod Identity
-    pod = by_name(result, DEPLOYMENT)["qwen3-8b-deployment"]["spec"]["template"]
+    deployments = by_name(result, DEPLOYMENT)
+    pod = deployments[server_key(deployments, "qwen3-8b", "deployment")]["spec"]["template"]
     assert pod["metadata"]["annotations"] == {"cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes": "cache"}
 
 

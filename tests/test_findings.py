@@ -373,8 +373,11 @@ def test_unknown_instance_type(raw) -> None:
 
 def test_pool_too_small_for_its_replicas(raw) -> None:
     model(raw, "bge-m3")["vllm"]["replicas"] = 3
-    finding = only(plan_of(raw), "pool-too-small", "l40s")
+    raw["gpuPools"][1]["maxSize"] = 2
+    plan = plan_of(raw)
+    finding = only(plan, "pool-too-small", "l40s")
     assert "Raise maxSize to 3" in finding.message
+    assert "pool-rollout-headroom" not in {f.code for f in plan.findings}  # one error, one fix
 
 
 def test_pool_sizes(raw) -> None:

@@ -42,9 +42,11 @@ def test_transcription_has_no_context_window_and_bedrock_keys_are_slots() -> Non
 
 
 def test_self_hosted_model_points_at_its_server_with_its_key() -> None:
-    body = body_of(base_config(), "bge-m3")
+    plan = plan_of(base_config())
+    body = next(m for m in plan.models if m.litellmModelName == "bge-m3").body
+    server = next(s for s in plan.servers if s.litellmModelName == "bge-m3")
     assert body.fields["litellmParams"] == {"model": "openai/bge-m3",
-                                            "api_base": "http://bge-m3.inference.svc.cluster.local:8000/v1"}
+                                            "api_base": f"http://bge-m3-{server.generation}.inference.svc.cluster.local:8000/v1"}
     assert body.server_key and body.fields["type"] == "INTERNAL"
 
 

@@ -34,7 +34,7 @@ from pulumi_policy.policy import _PolicyAnalyzerServicer
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from planner.config import stack_config
-from tests.pulumi_harness import Run, run_stack
+from tests.pulumi_harness import Run, of_server, run_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK = ROOT / "policy"
@@ -263,7 +263,7 @@ def test_bad_model_is_rejected_with_the_message_the_planner_gives(tmp_path: Path
     assert expected == ["tool-parser-missing [acme-agent-13b]: acme/agent-13b is routed to tool calling but has no "
                         "--tool-call-parser: Kindo agents cannot call tools. Set vllm.toolCallParser."]
     resources = component_resources(raw, "dev")
-    server = next(r for r in resources if r[0] == rules.VLLM_SERVER and r[2] == "acme-agent-13b")
+    server = next(r for r in resources if r[0] == rules.VLLM_SERVER and of_server(r[2], "acme-agent-13b"))
     assert "--tool-call-parser" not in server[3]["kindoModels"]["server"]["args"]
 
     # the rule, the pulumi_policy validation, and the analyzer servicer with the engine's request
@@ -308,7 +308,7 @@ def test_good_stack_without_a_catalog_passes_too(stack: str) -> None:
 def test_server_whose_args_lost_the_parser_is_rejected_with_the_planners_message() -> None:
     raw = raw_config("dev")
     resources = component_resources(raw, "dev")
-    typ, urn_, name, props = next(r for r in resources if r[0] == rules.VLLM_SERVER and r[2] == "qwen3-8b")
+    typ, urn_, name, props = next(r for r in resources if r[0] == rules.VLLM_SERVER and of_server(r[2], "qwen3-8b"))
     args = props["kindoModels"]["server"]["args"]
     assert args[args.index("--tool-call-parser") + 1] == "hermes"
     props["kindoModels"]["server"]["args"] = [a for a in args if a not in ("--tool-call-parser", "hermes",
@@ -324,7 +324,7 @@ def test_server_whose_args_lost_the_parser_is_rejected_with_the_planners_message
 def test_server_args_are_judged_as_served_context_and_tensor_parallel_size() -> None:
     raw = raw_config("prod")
     typ, urn_, name, props = next(r for r in component_resources(raw, "prod")
-                                  if r[0] == rules.VLLM_SERVER and r[2] == "gpt-oss-120b")
+                                  if r[0] == rules.VLLM_SERVER and of_server(r[2], "gpt-oss-120b"))
     args = props["kindoModels"]["server"]["args"]
     props["kindoModels"]["server"]["args"] = [("3" if a == args[args.index("--tensor-parallel-size") + 1]
                                                and i == args.index("--tensor-parallel-size") + 1 else a)
@@ -347,9 +347,9 @@ def test_catalog_makes_whole_stack_errors_count() -> None:
 
 def test_pool_errors_are_reported_on_the_pool() -> None:
     raw = raw_config("dev")
-    raw["gpuPools"][0]["minSize"] = 5  # above maxSize 2
+    raw["gpuPools"][0]["minSize"] = 5  # above maxSize 4
     pool = next(r for r in component_resources(raw, "dev") if r[0] == rules.GPU_NODE_POOL and r[2] == "l40s")
-    assert messages(analyze(*pool)) == ["pool-size-invalid [l40s]: minSize 5 is above maxSize 2."]
+    assert messages(analyze(*pool)) == ["pool-size-invalid [l40s]: minSize 5 is above maxSize 4."]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -406,8 +406,8 @@ def test_policies_are_all_mandatory() -> None:
 # =========================================================================== GPU requests of vLLM containers
 
 
-def _vllm_deployment(stack: str = "dev", name: str = "gpt-oss-120b-deployment") -> tuple[str, str, str, dict]:
-    return next(r for r in k8s(stack, "kubernetes:apps/v1:Deployment") if r[2] == name)
+def _vllm_deployment(stack: str = "dev", server: str = "gpt-oss-120b") -> tuple[str, str, str, dict]:
+    return next(r for r in k8s(stack, "kubernetes:apps/v1:Deployment") if of_server(r[2], server, "deployment"))
 
 
 def _container(props: dict) -> dict:
@@ -418,7 +418,7 @@ def test_rendered_vllm_deployments_request_their_tensor_parallel_size() -> None:
     for stack in STACKS:
         plan = rules.plan_config(raw_config(stack), stack)
         for server in plan.servers:
-            typ, urn_, name, props = _vllm_deployment(stack, f"{server.name}-deployment")
+            typ, urn_, name, props = _vllm_deployment(stack, server.baseName)
             assert _container(props)["resources"]["requests"]["nvidia.com/gpu"] == str(server.tensorParallelSize)
             assert rules.gpu_request_messages(typ, name, props) == []
 
@@ -535,7 +535,7 @@ def test_pack_serves_the_analyzer_protocol_as_a_plugin_process() -> None:
             assert {p.name: p.enforcementLevel for p in info.policies} == {
                 p.name: proto.MANDATORY for p in policies.POLICIES}
             resources = component_resources(with_bad_model(), "dev")
-            server = next(r for r in resources if r[2] == "acme-agent-13b")
+            server = next(r for r in resources if of_server(r[2], "acme-agent-13b"))
             request = proto.AnalyzeRequest(type=server[0], urn=server[1], name=server[2], properties=struct(server[3]))
             answer = stub.Analyze(request, timeout=60)
             assert messages(answer) == ["tool-parser-missing [acme-agent-13b]: acme/agent-13b is routed to tool calling "

@@ -13,8 +13,8 @@ from planner import catalogs
 from planner.config import load_settings
 from planner.plan import Plan, make_plan
 from tests.pulumi_harness import (
-    ROOT, TEST_CREDENTIAL_PREFIX, TEST_SECRETS, Run, find_values, is_secret, run_program, run_stack,
-    stack_config,
+    ROOT, TEST_CREDENTIAL_PREFIX, TEST_SECRETS, Run, find_values, is_secret, of_server, run_program, run_stack,
+    server_key, stack_config,
 )
 
 STACKS = ("dev", "prod")
@@ -353,15 +353,18 @@ def test_verify_false_removes_the_job_and_the_dependency() -> None:
     model["verify"] = False
     result = run_program(config, "dev")
     assert result.error is None, result.error
-    assert "qwen3-8b-job" not in by_name(result, JOB) and "bge-m3-job" in by_name(result, JOB)
+    jobs = by_name(result, JOB)
+    assert not [n for n in jobs if of_server(n, "qwen3-8b", "job")] and server_key(jobs, "bge-m3", "job")
     assert not any("batch/v1:Job" in urn for urn in result.dependencies["qwen3-8b"])
-    assert any(urn.endswith("Deployment::qwen3-8b-deployment") for urn in result.dependencies["qwen3-8b"])
+    assert any(of_server(urn.rsplit("::", 1)[1], "qwen3-8b", "deployment") for urn in result.dependencies["qwen3-8b"])
 
 
 def test_a_changed_server_gets_a_new_job_name_so_the_check_runs_again() -> None:
     config = stack_config(ROOT / "Pulumi.dev.yaml")
-    before = by_name(run_program(config, "dev"), JOB)["bge-m3-job"]["metadata"]["name"]
+    jobs = by_name(run_program(config, "dev"), JOB)
+    before = jobs[server_key(jobs, "bge-m3", "job")]["metadata"]["name"]
     model = next(m for m in config["kindo-models:models"] if m["litellmModelName"] == "bge-m3")
     model["vllm"]["extraArgs"] = ["--max-num-seqs", "64"]
-    after = by_name(run_program(config, "dev"), JOB)["bge-m3-job"]["metadata"]["name"]
+    jobs = by_name(run_program(config, "dev"), JOB)
+    after = jobs[server_key(jobs, "bge-m3", "job")]["metadata"]["name"]
     assert before != after and before.startswith("verify-bge-m3-") and len(after) <= 63

@@ -128,7 +128,7 @@ def test_nodes_needed_packs_every_resource_not_only_gpus() -> None:
 def test_cache_defaults_to_nvme_and_ebs_needs_one_zones_subnets(with_instance) -> None:
     plan = plan_of(base_config())
     assert {p.weightsCache for p in plan.pools} == {"nvme"} and all(p.userData for p in plan.pools)
-    server = next(s for s in plan.servers if s.name == "bge-m3")
+    server = next(s for s in plan.servers if s.litellmModelName == "bge-m3")
     assert server.weightsCache == "nvme" and server.storageClass is None
     assert server.diskRequestGiB == server.cacheVolumeGiB + catalogs.eks().writableLayerGiB
     raw = base_config()
@@ -137,7 +137,7 @@ def test_cache_defaults_to_nvme_and_ebs_needs_one_zones_subnets(with_instance) -
     raw["gpuPools"][1]["subnetIds"] = ["subnet-a"]
     ebs = plan_of(raw)
     assert ebs.ok and ebs.ebs_pools[0].userData is None
-    server = next(s for s in ebs.servers if s.name == "bge-m3")
+    server = next(s for s in ebs.servers if s.litellmModelName == "bge-m3")
     assert server.storageClass == "kindo-models-gp3" and server.diskRequestGiB == catalogs.eks().writableLayerGiB
     with_instance(tiny("x8.test", nvme=(0, 0)))
     no_store = stack_on("x8.test", subnetIds=["subnet-a"])
@@ -209,7 +209,7 @@ def test_the_plan_decides_the_final_image_references() -> None:
     add_model(raw, litellmModelName="qwen3-8b", provider="Self-Hosted", contextWindow=40960,
               vllm={"model": "Qwen/Qwen3-8B", "gpuPool": "l40s", "image": "ghcr.io/acme/vllm:v0.33.0"})
     plan = plan_of(raw)
-    images = {s.name: s.image for s in plan.servers}
+    images = {s.litellmModelName: s.image for s in plan.servers}
     assert images == {"bge-m3": "reg.internal/mirror/docker.io/vllm/vllm-openai:v0.33.0",
                       "qwen3-8b": "reg.internal/mirror/ghcr.io/acme/vllm:v0.33.0"}
     assert {m.check.image for m in plan.models if m.check} == {"reg.internal/mirror/docker.io/library/python:3.12.8-slim"}

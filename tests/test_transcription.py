@@ -14,7 +14,7 @@ from planner.config import load_settings
 from planner.plan import Plan, make_plan
 from planner.sizing import kv_bytes_per_token, kv_fixed_bytes
 from tests.conftest import add_model, base_config, only, plan_of
-from tests.pulumi_harness import ROOT, run_program, stack_config
+from tests.pulumi_harness import ROOT, run_program, server_key, stack_config
 
 EXAMPLE = ROOT / "examples" / "Pulumi.self-hosted.yaml"
 WHISPERS = ("openai/whisper-large-v3", "openai/whisper-large-v3-turbo")
@@ -134,7 +134,7 @@ def test_the_self_hosted_example_renders_under_mocks_with_the_clip_shipped() -> 
     deployments = {r.name for r in result.mocks.of_type("kubernetes:apps/v1:Deployment")}
     assert deployments == {f"{s.name}-deployment" for s in plan.servers}
     jobs = {r.name for r in result.mocks.of_type("kubernetes:batch/v1:Job")}
-    assert "whisper-large-v3-turbo-job" in jobs
+    assert server_key(jobs, "whisper-large-v3-turbo", "job")
     [script] = [r.inputs for r in result.mocks.of_type("kubernetes:core/v1:ConfigMap")]
     clip = (ROOT / "checker" / CLIP_NAME).read_bytes()
     assert base64.b64decode(script["binaryData"][CLIP_NAME]) == clip

@@ -459,7 +459,9 @@ def test_targets_follow_the_plan() -> None:
     targets = {t.name if isinstance(t, v.Skip) else t.label: t for t in targets_for(plan, environ=env)}
     qwen = targets["qwen3-8b"]
     assert isinstance(qwen, v.Target)
-    assert qwen.baseUrl == "http://qwen3-8b.inference.svc.cluster.local:8000/v1" and qwen.model == "qwen3-8b"
+    server = next(s for s in plan.servers if s.litellmModelName == "qwen3-8b")
+    assert qwen.baseUrl == server.url == f"http://qwen3-8b-{server.generation}.inference.svc.cluster.local:8000/v1"
+    assert qwen.model == "qwen3-8b"
     assert qwen.toolCalling and qwen.kind == "chat" and qwen.maxModelLen == 8192 and qwen.reasoning
     assert (qwen.apiKey, qwen.keySource) == (KEY, "$VLLM_API_KEY") and qwen.skipContext is None
     bge = targets["bge-m3"]

@@ -55,14 +55,16 @@ def test_embedding_models_skip_generation_flags() -> None:
     raw = base_config()
     server = next(s for s in plan_of(raw).servers if s.litellmModelName == "bge-m3")
     assert "--tool-call-parser" not in server.args and "--enable-chunked-prefill" not in server.args
-    assert server.url == "http://bge-m3.inference.svc.cluster.local:8000/v1"
+    assert server.url == f"http://bge-m3-{server.generation}.inference.svc.cluster.local:8000/v1"
 
 
 def test_self_hosted_contract_fields_are_derived() -> None:
     raw = base_config()
-    planned = next(m for m in plan_of(raw).models if m.litellmModelName == "bge-m3")
+    plan = plan_of(raw)
+    planned = next(m for m in plan.models if m.litellmModelName == "bge-m3")
+    server = next(s for s in plan.servers if s.litellmModelName == "bge-m3")
     assert planned.litellmModel == "openai/bge-m3"
-    assert planned.apiBase == "http://bge-m3.inference.svc.cluster.local:8000/v1"
+    assert planned.apiBase == f"http://bge-m3-{server.generation}.inference.svc.cluster.local:8000/v1" == server.url
 
 
 def test_gpu_memory_utilization_in_extra_args_changes_the_sizing() -> None:

@@ -850,7 +850,8 @@ def check_args(argvs: list[list[str]]) -> list[dict[str, Any]]:
 
     parse_args(["serve", ...]) with vLLM's own parser, validate_parsed_serve_args, EngineArgs.from_cli_args, the
     tool and reasoning parser registries, and the two values argparse does not check (--quantization, checked
-    against vLLM's methods when ModelConfig is built; --kv-cache-dtype, a CacheConfig literal)."""
+    against vLLM's methods when ModelConfig is built; --kv-cache-dtype, a CacheConfig literal), and for the Run:ai
+    streamer its loader's own check of --model-loader-extra-config."""
     import io
     from typing import get_args
 
@@ -890,6 +891,12 @@ def check_args(argvs: list[list[str]]) -> list[dict[str, Any]]:
                 raise ValueError(f"Unknown quantization method: {engine_args.quantization}")
             if engine_args.kv_cache_dtype not in get_args(CacheDType):
                 raise ValueError(f"Unknown kv-cache dtype: {engine_args.kv_cache_dtype}")
+            if engine_args.load_format == "runai_streamer":  # its constructor checks the extra config's keys
+                from vllm.config.load import LoadConfig
+                from vllm.model_executor.model_loader.runai_streamer_loader import RunaiModelStreamerLoader
+
+                RunaiModelStreamerLoader(LoadConfig(load_format="runai_streamer",
+                                                    model_loader_extra_config=engine_args.model_loader_extra_config))
             results.append({"ok": True, "model": engine_args.model,
                             "maxModelLen": engine_args.max_model_len,
                             "servedModelName": engine_args.served_model_name})

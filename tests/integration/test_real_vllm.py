@@ -51,7 +51,7 @@ CPU_STACK: dict[str, Any] = {
     "kindo": {"apiUrl": "https://api.kindo.test", "orgId": "org-1", "userId": "user-1"},
     "unleash": {"url": "https://unleash.kindo.test", "environment": "development"},
     "vllm": {"image": IMAGE},
-    "gpuPools": [{"name": "l40s", "instanceType": "g6e.xlarge", "minSize": 0, "maxSize": 3}],
+    "gpuPools": [{"name": "l40s", "instanceType": "g6e.xlarge", "minSize": 0, "maxSize": 4}],
     "models": [
         {"litellmModelName": "llama-3.1-8b", "displayName": "Llama 3.1 8B", "provider": "Self-Hosted",
          "creator": "Meta", "type": "CHAT", "metadataType": "Text Generation", "contextWindow": 8192,
@@ -149,6 +149,18 @@ def statuses(checks: dict[str, dict[str, Any]]) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------- 1. the parser
 
 
+def dev_from_s3() -> dict[str, Any]:
+    """The dev stack with qwen3-8b's weights from S3 (the Run:ai streamer's flags) and bge-m3 pinned to a commit."""
+    document = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    for model in document["config"]["kindo-models:models"]:
+        if model["litellmModelName"] == "qwen3-8b":
+            model["vllm"].update(weights="s3://acme-weights/qwen3-8b", revision=commit)
+        elif model["litellmModelName"] == "bge-m3":
+            model["vllm"]["revision"] = commit
+    return document
+
+
 def argvs_of(plan: dict[str, Any]) -> list[list[str]]:
     return [s["args"] for s in plan["servers"]]
 
@@ -162,7 +174,11 @@ def test_real_vllm_parser_accepts_every_planned_argv(vllm_python: Path, tmp_path
         sys.path.remove(str(REPO_ROOT / "bench"))
     generated = write_stack(tmp_path / "Pulumi.generated.yaml", generated_stack(1000, 50))
     sources = {"dev": planner_json("--stack", "dev"), "prod": planner_json("--stack", "prod"),
-               "generated-1000": planner_json("--config-file", str(generated)), "cpu-test": cpu_stack[1]}
+               "generated-1000": planner_json("--config-file", str(generated)), "cpu-test": cpu_stack[1],
+               "dev-s3": planner_json("--config-file", str(write_stack(tmp_path / "Pulumi.s3.yaml", dev_from_s3())))}
+    s3_args = next(s["args"] for s in sources["dev-s3"]["servers"] if "--load-format" in s["args"])
+    assert s3_args[0].startswith("s3://") and "--revision" in next(
+        s["args"] for s in sources["dev-s3"]["servers"] if s["litellmModelName"] == "bge-m3")
     assert len(argvs_of(sources["generated-1000"])) == 50
     unique: dict[tuple[str, ...], list[str]] = {}
     for stack, plan in sources.items():
@@ -171,7 +187,8 @@ def test_real_vllm_parser_accepts_every_planned_argv(vllm_python: Path, tmp_path
     argvs = [list(a) for a in unique]
     # The check must be able to fail: vLLM 0.32 has no bitsandbytes method and no such parser.
     bad = [argvs[0] + ["--quantization", "bitsandbytes"], argvs[0] + ["--tool-call-parser", "no_such_parser"],
-           argvs[0] + ["--no-such-flag"]]
+           argvs[0] + ["--no-such-flag"],
+           s3_args + ["--model-loader-extra-config", '{"concurency": 32}']]  # a later value wins: a misspelt key
     results = vllm_cpu.check_argvs(argvs + bad)
     refused = {", ".join(unique[tuple(argv)][:3]): r["error"] for argv, r in zip(argvs, results) if not r["ok"]}
     assert not refused, f"vLLM {vllm_cpu.VLLM_CPU_VERSION} refuses planned argvs: {refused}"
@@ -179,7 +196,8 @@ def test_real_vllm_parser_accepts_every_planned_argv(vllm_python: Path, tmp_path
         assert result["servedModelName"] == [argv[argv.index("--served-model-name") + 1]]
         assert result["maxModelLen"] == int(argv[argv.index("--max-model-len") + 1])
     bad_results = results[len(argvs):]
-    assert [r["ok"] for r in bad_results] == [False, False, False]
+    assert [r["ok"] for r in bad_results] == [False, False, False, False]
+    assert "concurency" in bad_results[3]["error"]
     assert "Unknown quantization method: bitsandbytes" in bad_results[0]["error"]
     assert "no_such_parser" in bad_results[1]["error"]
     assert "--no-such-flag" in bad_results[2]["error"]
