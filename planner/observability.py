@@ -119,7 +119,7 @@ def plan_dashboard(namespace: str) -> PlannedDashboard:
     text = json.dumps(json.loads(catalogs.dashboard(DASHBOARD)), indent=2)
     return PlannedDashboard(name=DASHBOARD_NAME, namespace=namespace,
                             labels={**labels("grafana-dashboard", DASHBOARD_NAME), **SIDECAR_LABEL},
-                            fileName=f"{PROJECT}-{DASHBOARD}.json", json=text)
+                            fileName=f"{PROJECT}-vllm.json", json=text)
 
 
 def check_pod_monitor_labels(settings: Observability, servers: list[PlannedServer]) -> list[Finding]:
