@@ -27,6 +27,8 @@ from planner.findings import Finding, error, info, warning
 from planner.names import PORT_NAME, PROJECT, labels
 from planner.servers import PlannedServer
 
+# The Prometheus Operator's PodMonitor CRD: without it in the cluster, creating a PodMonitor fails (the preflight checks).
+POD_MONITOR_CRD = "podmonitors.monitoring.coreos.com"
 # Target labels every scraped series of a server gets (Prometheus label names: letters, digits, underscores).
 MODEL_ID_LABEL = "kindo_model_id"  # the Kindo model ID (KindoModel.modelId)
 LITELLM_NAME_LABEL = "litellm_model_name"  # the routing name; vLLM's own `model_name` label carries the same value

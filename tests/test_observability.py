@@ -22,7 +22,7 @@ from planner.observability import (
     DASHBOARD, LITELLM_NAME_LABEL, MODEL_ID_LABEL, SIDECAR_LABEL, PlannedPodMonitor, duration_seconds, relabel,
 )
 from planner.plan import Plan, make_plan
-from tests.pulumi_harness import ROOT, Run, find_values, run_program, stack_config
+from tests.pulumi_harness import ROOT, LiveCluster, Run, find_values, named, run_program, stack_config
 
 EKS_KUBERNETES = "1.34"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
@@ -63,10 +63,20 @@ def dev_plan(observability: dict[str, Any] | None = None, **changes: Any) -> Pla
     return make_plan(settings, findings)
 
 
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podmonitors.monitoring.coreos.com"
+
+
+def with_prometheus_operator() -> LiveCluster:
+    """A cluster where the Prometheus Operator (kube-prometheus-stack) installed its PodMonitor CRD."""
+    live = LiveCluster()
+    live.add(CRD_PATH, named("podmonitors.monitoring.coreos.com", spec={"group": "monitoring.coreos.com"}))
+    return live
+
+
 @lru_cache(maxsize=None)
 def run_with(observability: str) -> Run:
-    """The dev stack under mocks with `observability` (JSON, for the cache's key)."""
-    result = run_program(dev_config(json.loads(observability)), "dev")
+    """The dev stack under mocks with `observability` (JSON, for the cache's key) on a cluster with the operator."""
+    result = run_program(dev_config(json.loads(observability)), "dev", live=with_prometheus_operator())
     assert result.error is None, result.error
     return result
 
@@ -359,3 +369,14 @@ def test_the_dashboard_config_map_is_labelled_for_grafanas_sidecar_and_holds_the
     ((file_name, text),) = config_map["data"].items()
     assert file_name.endswith(".json") and json.loads(text) == dashboard()
     assert config_map["metadata"]["namespace"] == dev_plan().servers[0].namespace
+
+
+def test_pod_monitors_on_a_cluster_without_the_prometheus_operator_stop_the_preflight_with_the_fix() -> None:
+    result = run_program(dev_config({"podMonitor": True, "podMonitorLabels": KUBE_PROMETHEUS_STACK}), "dev")
+    assert result.error is not None and of_type(result, POD_MONITOR) == {} and of_type(result, DEPLOYMENT) == {}
+    message = str(result.error)
+    assert "preflight-pod-monitor-crd-missing" in message and "podmonitors.monitoring.coreos.com" in message
+    assert "observability.podMonitor: false" in message and CRD_PATH in result.mocks.live.gets
+    # Without PodMonitors the preflight does not even look for the CRD.
+    plain = run_program(dev_config(None), "dev")
+    assert plain.error is None and CRD_PATH not in plain.mocks.live.gets
