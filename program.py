@@ -21,6 +21,7 @@ from components.endpoint_check import EndpointCheck, EndpointCheckArgs, check_sc
 from components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from components.model_catalog import ModelCatalog, ModelCatalogArgs
 from components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from components.observability import ModelMonitoring, ModelMonitoringArgs
 from components.preflight import ApiServer, KubernetesReads, read_cluster_facts
 from components.storage import ModelStorage
 from components.vllm_server import VllmServer, VllmServerArgs
@@ -255,6 +256,17 @@ def build_catalog(plan: Plan, servers: dict[str, VllmServer], checks: dict[str, 
     ))
 
 
+def build_monitoring(plan: Plan, namespace: pulumi.Input[str], catalog: ModelCatalog,
+                     k8s_opts: pulumi.ResourceOptions) -> ModelMonitoring | None:
+    """The PodMonitors (each with its model's Kindo ID, so after its registration) and the dashboard ConfigMap."""
+    observability = plan.observability
+    if not observability.podMonitors and observability.dashboard is None:
+        return None
+    return ModelMonitoring("monitoring", ModelMonitoringArgs(
+        plan=observability, namespace=namespace,
+        model_ids={name: catalog.models[name].modelId for name in observability.podMonitors}), opts=k8s_opts)
+
+
 def export(plan: Plan, pools: dict[str, GpuNodePool], servers: dict[str, VllmServer], catalog: ModelCatalog) -> None:
     pulumi.export("nodeGroups", {name: pool.node_group_name for name, pool in pools.items()})
     pulumi.export("modelIds", {name: model.modelId for name, model in catalog.models.items()})
@@ -284,6 +296,7 @@ def build(plan: Plan, kube: KubernetesReads | None = None) -> dict[str, Any]:
         plan=device_plugin, repository_opts=repository_opts(device_plugin.chart)), opts=k8s_opts) if device_plugin else None)
     servers: dict[str, VllmServer] = {}
     checks: dict[str, EndpointCheck] = {}
+    monitoring: ModelMonitoring | None = None
     if plan.servers:
         namespace = build_namespace(plan, live, k8s_opts)
         # A server waits for its nodes, the device plugin, and the storage its cache claims (when the program adds it).
@@ -294,12 +307,14 @@ def build(plan: Plan, kube: KubernetesReads | None = None) -> dict[str, Any]:
         servers = build_servers(plan, namespace, depends, identity, k8s_opts)
         checks = build_checks(plan, namespace, servers, k8s_opts)
     catalog = build_catalog(plan, servers, checks)
+    if plan.servers:
+        monitoring = build_monitoring(plan, namespace, catalog, k8s_opts)
     export(plan, pools, servers, catalog)
     pulumi.export("cluster", {"namespace": live.namespace, "namespaceAdopted": not live.createNamespace and bool(plan.servers),
                               "storageClass": plan.storageClass.name if plan.storageClass and plan.ebs_pools else None,
                               "autoscaler": settings.cluster.autoscaler})
     return {"pools": pools, "plugin": plugin, "servers": servers, "checks": checks, "provider": provider,
-            "catalog": catalog, "live": live, **parts}
+            "catalog": catalog, "monitoring": monitoring, "live": live, **parts}
 
 
 def allow_dynamic_resources(plan: Plan) -> None:

@@ -212,6 +212,8 @@ def kubernetes_facts(query: PreflightQuery, reads: KubernetesReads) -> dict[str,
         "ownAutoscaler": own,
         "servers": live_servers(deployments, query.namespace, query.stack),
         "karpenter": reads.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{query.karpenterCrd}") is not None,
+        "podMonitorCrd": query.podMonitorCrd is not None and reads.get(
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{query.podMonitorCrd}") is not None,
     }
 
 

@@ -11,10 +11,10 @@ import pulumi_random as random
 
 from checker.endpoint_checker import VLLM_KEY_ENV
 from components.weights import PodIdentity, S3Identity, s3_identity
+from planner.names import PORT_NAME
 from planner.servers import PlannedServer
 
 CACHE_MOUNT = "/models-cache"
-PORT_NAME = "http"
 HF_TOKEN_ENV = "HF_TOKEN"  # the Hugging Face libraries read HF_TOKEN and cache under HF_HOME
 
 

@@ -801,3 +801,43 @@ def coldstart() -> ColdStart:
     return ColdStart(int(data["baseSeconds"]), {k: float(v["secondsPerGiB"]) for k, v in data["sources"].items()},
                      int(data["streamer"]["concurrency"]), float(data["streamer"]["memoryShare"]),
                      float(data["mirror"]["uploadSecondsPerGiB"]))
+
+
+# --------------------------------------------------------------------------- vLLM metrics and dashboards
+
+
+@dataclass(frozen=True)
+class VllmMetric:
+    name: str  # as Prometheus stores it (a counter with its `_total`)
+    type: Literal["gauge", "counter", "histogram"]
+    present: tuple[str, ...]  # the checked releases whose loggers.py registers it
+
+
+@dataclass(frozen=True)
+class VllmMetrics:
+    """vLLM's Prometheus metrics per release (planner/data/vllm_metrics.yaml)."""
+
+    checkedReleases: tuple[str, ...]
+    labels: tuple[str, ...]  # on every metric
+    path: str
+    authRequired: bool
+    metrics: dict[str, VllmMetric]
+
+    def in_every_release(self) -> frozenset[str]:
+        """The metric names every checked release exposes: the only ones a dashboard may query."""
+        return frozenset(name for name, metric in self.metrics.items() if set(self.checkedReleases) <= set(metric.present))
+
+
+@lru_cache(maxsize=1)
+def vllm_metrics() -> VllmMetrics:
+    data = _load(DATA / "vllm_metrics.yaml")
+    metrics = {str(m["name"]): VllmMetric(str(m["name"]), m["type"], _as_tuple(m.get("present"))) for m in data["metrics"]}
+    return VllmMetrics(checkedReleases=_as_tuple(data["checkedReleases"]), labels=_as_tuple(data["labels"]),
+                       path=str(data["endpoint"]["path"]), authRequired=bool(data["endpoint"]["authRequired"]),
+                       metrics=metrics)
+
+
+@lru_cache(maxsize=None)
+def dashboard(name: str) -> str:
+    """A Grafana dashboard's JSON text (planner/data/dashboards/<name>.json)."""
+    return (DATA / "dashboards" / f"{name}.json").read_text(encoding="utf-8")

@@ -327,6 +327,55 @@ class Images(Strict):
         return value.rstrip("/") if value else value
 
 
+# A Prometheus Operator duration (monitoring.coreos.com/v1 `Duration`, the pattern of PodMonitor
+# podMetricsEndpoints[].interval in the CRD: prometheus-operator v0.91.0,
+# example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml at 00749296a6ed0225f09f8bd9849d764f1280d766).
+PROMETHEUS_DURATION = re.compile(r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$")
+# A Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63 characters.
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def is_label_key(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    return bool(LABEL_NAME.match(name)) and (not prefix or bool(LABEL_PREFIX.match(prefix)))
+
+
+class Observability(Strict):
+    """How operators see the vLLM servers serve (planner/observability.py decides; README "Seeing the models serve")."""
+
+    # A PodMonitor per vLLM server, for clusters that run the Prometheus Operator (its CRD must exist).
+    podMonitor: bool = False
+    # Labels every PodMonitor carries, so that a Prometheus selects it: kube-prometheus-stack's Prometheus selects
+    # PodMonitors labelled `release: <its Helm release>` unless podMonitorSelectorNilUsesHelmValues is false.
+    podMonitorLabels: dict[str, Text] = Field(default_factory=dict)
+    # The Grafana dashboard as a ConfigMap labelled for Grafana's dashboard sidecar (grafana_dashboard: "1").
+    dashboard: bool = True
+    scrapeInterval: str = "15s"
+
+    @field_validator("podMonitorLabels")
+    @classmethod
+    def _labels_are_kubernetes_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if not is_label_key(key):
+                raise ValueError(f"{key!r} is not a Kubernetes label key (an optional "
+                                 "DNS prefix and '/', then at most 63 letters, digits, '-', '_', '.'), e.g. release")
+            if not LABEL_VALUE.match(text):
+                raise ValueError(f"the value of {key}, {text!r}, is not a Kubernetes label value (at "
+                                 "most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit), "
+                                 "e.g. kube-prometheus-stack")
+        return value
+
+    @field_validator("scrapeInterval")
+    @classmethod
+    def _interval_is_a_prometheus_duration(cls, value: str) -> str:
+        if not value or not PROMETHEUS_DURATION.match(value) or not re.search(r"[1-9]", value):
+            raise ValueError("a scrape interval is a Prometheus duration above zero (units in the order y w d h m s "
+                             "ms, no spaces), e.g. 15s, 30s or 1m")
+        return value
+
+
 @dataclass
 class Settings:
     """Validated stack settings. Sections that failed validation are None (their findings say why)."""
@@ -344,6 +393,7 @@ class Settings:
     credentials: dict[str, SecretRef] = field(default_factory=dict)
     vllm: VllmDefaults = field(default_factory=VllmDefaults)
     images: Images = field(default_factory=Images)
+    observability: Observability = field(default_factory=Observability)
     invalid_models: int = 0
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # what was parsed (secrets as references/markers)
     # Pulumi ESC environments the stack file imports (`environment:`): they can provide any key, secrets included,
@@ -363,6 +413,7 @@ KNOWN_KEYS: dict[str, str] = {
     "credentials": "{name: secure key}: pulumi config set --path --secret credentials.NAME",
     "vllm": "{image}: defaults for every vLLM server",
     "images": "{registry, mirrors, charts}: where every image and chart is pulled from (clusters without egress)",
+    "observability": "{podMonitor, podMonitorLabels, dashboard, scrapeInterval}: metrics of the vLLM servers",
 }
 SECRET_KEYS = ("kindoApiKey", "unleashApiToken", "huggingFaceToken")
 
@@ -527,7 +578,7 @@ def _parse_pools(raw: dict[str, Any], settings: Settings) -> list[Finding]:
 # Object-valued sections: (key, schema, required).
 SECTIONS: tuple[tuple[str, type[BaseModel], bool], ...] = (
     ("cluster", Cluster, True), ("kindo", Kindo, True), ("unleash", Unleash, True), ("vllm", VllmDefaults, False),
-    ("images", Images, False),
+    ("images", Images, False), ("observability", Observability, False),
 )
 
 

@@ -12,6 +12,9 @@ import re
 PROJECT = "kindo-models"  # Pulumi project name and the stack config namespace (kindo-models:models, ...)
 DEFAULT_NAMESPACE = "inference"  # Kubernetes namespace of the vLLM servers unless cluster.namespace says otherwise
 PORT = 8000  # vLLM's port in the pod and the Service's port
+# The name of that port in the pod and the Service: the Service targets it, and a PodMonitor scrapes the port of this
+# name (prometheus-operator: an unknown name finds no targets).
+PORT_NAME = "http"
 
 # Node labels and the taint of our GPU pools. The NVIDIA device plugin chart's own affinity accepts
 # nvidia.com/gpu.present=true (shared/reference/facts.md, "Anchors"); our pool label pins pods to their pool.

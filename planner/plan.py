@@ -19,6 +19,7 @@ from planner.findings import Finding, has_errors, info, sort_findings
 from planner.images import check_image
 from planner.model_plan import PlannedModel, plan_model
 from planner.names import DEFAULT_NAMESPACE
+from planner.observability import ObservabilityPlan, plan_observability
 from planner.placeholders import check_placeholders
 from planner.pools import (
     DevicePluginPlan, PlannedPool, PoolSettings, check_duplicate_pools, device_plugin_plan, plan_pool, pool_node,
@@ -76,6 +77,8 @@ class Plan:
     flagSpecs: dict[str, FlagSpec] = field(default_factory=dict)
     storageClass: StorageClassPlan | None = None  # the class EBS weights caches name (planner/storage.py)
     nodes: dict[str, PoolNode] = field(default_factory=dict)  # each pool's node, as its servers were placed on it
+    # PodMonitors and the Grafana dashboard (planner/observability.py); rendered, not part of `plan --json`
+    observability: ObservabilityPlan = field(default_factory=ObservabilityPlan)
 
     @property
     def ok(self) -> bool:
@@ -248,5 +251,8 @@ def make_plan(settings: Settings, findings: list[Finding] | None = None,
         findings += checks.check_flags(table, specs, {m.name: m for m in resolved})
     findings += checks.check_stack(settings, [m.entry for m in models if m.selfHosted])
     pools, pool_findings = plan_pools(settings, servers, nodes)
-    return Plan(stack=settings.stack, settings=settings, findings=sort_findings(findings + pool_findings), models=models,
-                servers=servers, pools=pools, flags=table, flagSpecs=specs, storageClass=storage, nodes=nodes)
+    versions = {m.name: m.server.image.version for m in resolved if m.server}
+    observability, observability_findings = plan_observability(settings.observability, servers, versions, context.namespace)
+    return Plan(stack=settings.stack, settings=settings, findings=sort_findings(findings + pool_findings + observability_findings),
+                models=models, servers=servers, pools=pools, flags=table, flagSpecs=specs, storageClass=storage,
+                observability=observability, nodes=nodes)

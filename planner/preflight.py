@@ -18,6 +18,7 @@ from planner import catalogs
 from planner.findings import Finding, error, info, warning
 from planner.images import ChartSource, chart_source, image_ref, split_image
 from planner.names import MANAGED_BY, PROJECT, STACK_LABEL
+from planner.observability import POD_MONITOR_CRD
 from planner.plan import Plan
 from planner.scheduling import Resources, nodes_needed
 from planner.storage import EBS_PROVISIONER, StorageClassPlan
@@ -50,6 +51,7 @@ class PreflightQuery:
     addons: tuple[str, ...]
     subnets: tuple[str, ...]  # the subnets of pools whose weights caches are on EBS
     karpenterCrd: str = KARPENTER_CRD
+    podMonitorCrd: str | None = None  # read only when the plan has PodMonitors
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class ClusterFacts:
     autoscalers: tuple[str, ...] = ()  # namespace/name of Cluster Autoscaler Deployments this stack did not install
     ownAutoscaler: bool = False
     karpenter: bool = False
+    podMonitorCrd: bool = False  # the Prometheus Operator's PodMonitor CRD exists (read only when the plan needs it)
     subnetZones: dict[str, str] = field(default_factory=dict)
     nodeGroups: tuple[str, ...] | None = None  # the cluster's managed node groups (None: not read)
     servers: tuple[LiveServer, ...] = ()  # this stack's vLLM Deployments in its namespace
@@ -117,7 +120,8 @@ def preflight_query(plan: Plan) -> PreflightQuery:
     cluster = plan.settings.cluster
     assert cluster is not None
     subnets = sorted({s for p in plan.ebs_pools for s in p.subnetIds or []})
-    return PreflightQuery(cluster.name, plan.stack, cluster.namespace, addon_names(), tuple(subnets))
+    return PreflightQuery(cluster.name, plan.stack, cluster.namespace, addon_names(), tuple(subnets),
+                          podMonitorCrd=POD_MONITOR_CRD if plan.observability.podMonitors else None)
 
 
 def pod_identity_trust_policy() -> str:
@@ -303,6 +307,15 @@ def decide_rollout_sizes(plan: Plan, facts: ClusterFacts) -> tuple[dict[str, int
     return sizes, findings
 
 
+def check_pod_monitor_crd(plan: Plan, facts: ClusterFacts) -> list[Finding]:
+    if not plan.observability.podMonitors or facts.podMonitorCrd:
+        return []
+    return [error("preflight-pod-monitor-crd-missing", "observability", f"observability.podMonitor is true, but the "
+                  f"cluster has no PodMonitor CRD ({POD_MONITOR_CRD}): the Prometheus Operator is not installed, and "
+                  "creating the PodMonitors would fail. Install it (e.g. the kube-prometheus-stack Helm chart), or set "
+                  "observability.podMonitor: false.")]
+
+
 def decide_agent(facts: ClusterFacts, needed: bool) -> bool:
     """The Pod Identity agent add-on: created when a role the program makes needs it and the cluster runs none; kept
     once created by this stack (other workloads may have come to rely on it)."""
@@ -327,7 +340,7 @@ def decide_live(plan: Plan, facts: ClusterFacts, region: str | None) -> tuple[Li
         findings += storage_findings
     # An add-on this stack created stays managed whatever the pools need now (a driver with volumes is not removed).
     create_addon = create_addon or facts.addons.get(addon_names()[0], AddonFact(False)).ours
-    findings += check_subnet_zones(plan, facts) + check_system_nodes(plan, facts)
+    findings += check_subnet_zones(plan, facts) + check_system_nodes(plan, facts) + check_pod_monitor_crd(plan, facts)
     autoscaler, autoscaler_findings = decide_autoscaler(plan, facts, region)
     # Roles pods assume through Pod Identity: the EBS CSI controller's, the autoscaler's, the S3 weights readers'.
     s3 = any(s.weights is not None and s.weights.access is not None for s in plan.servers)

@@ -82,7 +82,7 @@ def test_components_import_only_the_plans_types_from_the_planner() -> None:
     modules = project_modules()
     allowed = {"planner.servers", "planner.pools", "planner.model_plan", "planner.plan", "planner.config", "planner.names",
                "planner.storage", "planner.preflight", "planner.images", "planner.weights",
-               "planner.scheduling"}
+               "planner.scheduling", "planner.observability"}
     for name, path in modules.items():
         if name.startswith("components."):
             tree = ast.parse(path.read_text(encoding="utf-8"))

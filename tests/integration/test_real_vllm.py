@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import struct
 import subprocess
 import sys
@@ -356,3 +357,34 @@ def test_the_planner_argv_serves_whisper_and_verify_checks_its_transcription(
     _, result, _ = verify(stack, "llama-3.1-8b", llama_server)
     transcription = checks_of(result)["transcription"]
     assert transcription["status"] == "fail" and "No speech-to-text behind this name" in transcription["diagnosis"]
+
+
+# ---------------------------------------------------------------------------------------------- 5. metrics
+
+
+# The vLLM metrics the Grafana dashboard queries (planner/data/dashboards/vllm-models.json), as exposed: a histogram's
+# `_bucket` series stands for the histogram.
+DASHBOARD_METRIC = re.compile(r"vllm:[a-z_:]+")
+
+
+def dashboard_metrics() -> set[str]:
+    from planner import catalogs
+    from planner.observability import DASHBOARD
+    board = json.loads(catalogs.dashboard(DASHBOARD))
+    return {name for panel in board["panels"] for target in panel["targets"]
+            for name in DASHBOARD_METRIC.findall(target["expr"])}
+
+
+@pytest.mark.parametrize("name", ["llama-3.1-8b", "bge-m3"])
+def test_real_vllm_serves_every_dashboard_metric_on_metrics_without_the_key(
+        name: str, llama_server: vllm_cpu.VllmServer, bge_server: vllm_cpu.VllmServer) -> None:
+    """Issue 14 item 4: a PodMonitor scrapes /metrics on the API port with no credentials; the API itself wants the key.
+    Every metric the dashboard reads is there, labelled with model_name = the litellmModelName (--served-model-name)."""
+    server = {"llama-3.1-8b": llama_server, "bge-m3": bge_server}[name]
+    assert requests.get(f"{server.base_url}/models", timeout=30).status_code == 401
+    answer = requests.get(f"{server.root}/metrics", timeout=30)
+    assert answer.status_code == 200, answer.text[:500]
+    exposed = {line.split("{", 1)[0] for line in answer.text.splitlines()
+               if line.startswith("vllm:") and f'model_name="{name}"' in line}
+    wanted = dashboard_metrics()
+    assert len(wanted) >= 7 and not wanted - exposed, sorted(wanted - exposed)
