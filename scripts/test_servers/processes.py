@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 LOG_TAIL_LINES = 40
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def default_home() -> Path:
+    """Where the servers are installed and keep their state: $KINDO_TEST_SERVERS_HOME, else <repo>/.cache/test-servers."""
+    env = os.environ.get("KINDO_TEST_SERVERS_HOME")
+    return Path(env).resolve() if env else REPO_ROOT / ".cache" / "test-servers"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

@@ -73,8 +73,7 @@ class TestServerError(RuntimeError):
 
 
 def default_home() -> Path:
-    env = os.environ.get("KINDO_TEST_SERVERS_HOME")
-    return Path(env).resolve() if env else REPO_ROOT / ".cache" / "test-servers"
+    return processes.default_home()
 
 
 @dataclasses.dataclass(frozen=True)
