@@ -190,18 +190,14 @@ def build_namespace(plan: Plan, live: LivePlan, k8s_opts: pulumi.ResourceOptions
 
 
 def build_mirrors(plan: Plan, namespace: pulumi.Input[str], identity: PodIdentity,
-                  k8s_opts: pulumi.ResourceOptions) -> dict[str, WeightsMirror]:
+                  hf_token: pulumi.Output[str] | None, k8s_opts: pulumi.ResourceOptions) -> dict[str, WeightsMirror]:
     """The one-time Jobs that copy pinned Hub snapshots to S3, by litellmModelName (planner/weights.py)."""
-    hf_token = pulumi.Config(PROJECT).get_secret("huggingFaceToken")
-    mirrors: dict[str, WeightsMirror] = {}
-    for server in plan.servers:
-        weights = server.weights
-        if weights is None or weights.mirror is None or not plan.settings.region:
-            continue
-        mirrors[server.litellmModelName] = WeightsMirror(weights.mirror.name, WeightsMirrorArgs(
-            mirror=weights.mirror, image=server.image, region=plan.settings.region, namespace=namespace,
-            labels=weights.mirror.labels, identity=identity, huggingface_token=hf_token), opts=k8s_opts)
-    return mirrors
+    return {
+        server.litellmModelName: WeightsMirror(server.weights.mirror.name, WeightsMirrorArgs(
+            mirror=server.weights.mirror, image=server.image, namespace=namespace, identity=identity,
+            huggingface_token=hf_token), opts=k8s_opts)
+        for server in plan.servers if server.weights is not None and server.weights.mirror is not None
+    }
 
 
 def build_servers(plan: Plan, namespace: pulumi.Input[str], depends: dict[str, list[pulumi.Resource]],
@@ -209,7 +205,7 @@ def build_servers(plan: Plan, namespace: pulumi.Input[str], depends: dict[str, l
     """One VllmServer per planned server, by litellmModelName; each waits for its pool (and the device plugin), and
     for the Job that mirrors its weights to S3 when they come from there."""
     hf_token = pulumi.Config(PROJECT).get_secret("huggingFaceToken")
-    mirrors = build_mirrors(plan, namespace, identity, k8s_opts)
+    mirrors = build_mirrors(plan, namespace, identity, hf_token, k8s_opts)
     return {
         server.litellmModelName: VllmServer(
             server.name,

@@ -61,9 +61,7 @@ def s3_identity(owner: pulumi.Resource, name: str, k8s_name: str, namespace: pul
 class WeightsMirrorArgs:
     mirror: MirrorPlan
     image: str  # the server's vLLM image: it has huggingface_hub and boto3 (mirror/README.md)
-    region: str
     namespace: pulumi.Input[str]
-    labels: dict[str, str]
     identity: PodIdentity
     huggingface_token: Optional[pulumi.Input[str]] = None  # gated or private repositories
 
@@ -82,14 +80,14 @@ class WeightsMirror(pulumi.ComponentResource):
         script = MIRROR_SCRIPT.read_text(encoding="utf-8")
         digest = hashlib.sha256(script.encode()).hexdigest()[:10]
         config_map = k8s.core.v1.ConfigMap(f"{name}-script", metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=f"{mirror.name}-{digest}", namespace=args.namespace, labels=args.labels),
+            name=f"{mirror.name}-{digest}", namespace=args.namespace, labels=mirror.labels),
             data={MIRROR_SCRIPT.name: script}, opts=child)
-        writer = s3_identity(self, name, mirror.name, args.namespace, args.labels, mirror.access, args.identity,
+        writer = s3_identity(self, name, mirror.name, args.namespace, mirror.labels, mirror.access, args.identity,
                              f"kindo-models weights mirror of {mirror.repo}")
-        env = [k8s.core.v1.EnvVarArgs(name="AWS_REGION", value=args.region)]
+        env = [k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in sorted(mirror.env.items())]
         if args.huggingface_token is not None:
             token = k8s.core.v1.Secret(f"{name}-hf-token", metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{mirror.name}-hf", namespace=args.namespace, labels=args.labels),
+                name=f"{mirror.name}-hf", namespace=args.namespace, labels=mirror.labels),
                 type="Opaque", string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.huggingface_token)}, opts=child)
             env.append(k8s.core.v1.EnvVarArgs(name=HF_TOKEN_KEY, value_from=k8s.core.v1.EnvVarSourceArgs(
                 secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=token.metadata.name, key=HF_TOKEN_KEY))))
@@ -106,12 +104,12 @@ class WeightsMirror(pulumi.ComponentResource):
         timeout = f"{mirror.deadlineSeconds // 60 + 5}m"
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=mirror.name, namespace=args.namespace, labels=args.labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=mirror.name, namespace=args.namespace, labels=mirror.labels),
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=3,  # a retry resumes where the last attempt stopped
                 active_deadline_seconds=mirror.deadlineSeconds,
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=args.labels),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=mirror.labels),
                     spec=k8s.core.v1.PodSpecArgs(
                         restart_policy="Never",
                         service_account_name=writer.service_account.metadata.name,

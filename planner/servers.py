@@ -18,14 +18,13 @@ from planner.images import image_ref
 from planner.names import GPU_TAINT_KEY, POOL_LABEL, PORT, labels, selector_labels, service_name, service_url
 from planner.resolve import ResolvedModel, ResolvedServer, close_match
 from planner.scheduling import PoolNode, Resources, check_replica_fits, replica_request
-from planner.weights import Source, WeightsPlan, decide_weights, startup_budget
+from planner.weights import WeightsPlan, decide_weights
 from planner.sizing import Sizing, SizingRequest, VllmKnobs, size, smallest_fitting, valid_tensor_parallel_sizes
 from planner.rollout import base_name, generation_of, rollout_findings, server_name
 from planner.vllm_args import DERIVED_FLAGS, ArgsInput, extra_arg_value, flag_name, vllm_args
 
 # Fields a component renders but a reader of `plan --json` does not need.
-RENDER_ONLY = ("labels", "selector", "nodeSelector", "tolerations", "port", "request", "podAnnotations", "weights",
-               "env")
+RENDER_ONLY = ("labels", "selector", "nodeSelector", "tolerations", "port", "request", "podAnnotations", "weights")
 
 
 @dataclass
@@ -80,7 +79,11 @@ class PlannedServer:
     generation: str = ""
     baseName: str = ""  # the name without the generation: what the Kubernetes names derive from
     weights: WeightsPlan | None = None  # where the weights come from (planner/weights.py)
-    env: dict[str, str] = field(default_factory=dict)  # plain environment of the vLLM container
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Plain environment of the vLLM container: what its weights source needs."""
+        return dict(self.weights.env) if self.weights else {}
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in RENDER_ONLY}
@@ -93,21 +96,19 @@ class PlannedServer:
 # device plugin, CNI and logging daemons. planner/scheduling.py checks the result against EKS's published
 # reservations for every instance type (tests/test_scheduling.py: it fits each one in the catalog).
 NODE_SHARE = 0.8
-# Startup: the probe's budget is vLLM's own start plus reading the weights from where they come
-# (planner/weights.py startup_budget, figures in planner/data/coldstart.yaml); the startup probe, not the liveness
-# probe, guards this window.
+# Startup: the probe's budget is decided with the weights' source (planner/weights.py startup_budget, figures in
+# planner/data/coldstart.yaml); the startup probe, not the liveness probe, guards this window.
 # The GPU pools' taint, tolerated by every pod that runs there.
 GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 
 
-def replica_resources(instance: InstanceType, gpus_per_replica: int, weights_gib: float,
-                      source: Source = "huggingface") -> tuple[int, int, int, int]:
-    """(cpu cores, memory GiB, /dev/shm GiB, startup budget seconds) for one replica."""
+def replica_resources(instance: InstanceType, gpus_per_replica: int) -> tuple[int, int, int]:
+    """(cpu cores, memory GiB, /dev/shm GiB) for one replica."""
     share = gpus_per_replica / instance.gpus
     cpu = max(1, int(instance.vcpus * NODE_SHARE * share))
     memory = max(4, int(instance.memoryGiB * NODE_SHARE * share))
     shm = max(1, min(memory // 4, 16 * gpus_per_replica))
-    return cpu, memory, shm, startup_budget(weights_gib, source)
+    return cpu, memory, shm
 
 
 def cache_volume_gib(weights_gib: float) -> int:
@@ -136,22 +137,21 @@ class ReplicaResources:
     cpu: int  # cores
     memoryGiB: int
     shmGiB: int
-    startupSeconds: int
     cacheGiB: int
     diskGiB: int  # ephemeral-storage request
     request: Resources
 
 
 def decide_resources(subject: str, instance: InstanceType, gpus: int, weights_gib: float,
-                     node: PoolNode | None, source: Source = "huggingface") -> tuple[ReplicaResources, list[Finding]]:
+                     node: PoolNode | None) -> tuple[ReplicaResources, list[Finding]]:
     """A replica's requests (its share of the node) and the weights cache, checked against what its node leaves."""
-    cpu, memory, shm, startup = replica_resources(instance, gpus, weights_gib, source)
+    cpu, memory, shm = replica_resources(instance, gpus)
     cache = cache_volume_gib(weights_gib)
     writable = catalogs.eks().writableLayerGiB
     disk = cache + writable if node is None or node.cache == "nvme" else writable
     request = replica_request(gpus, cpu, memory, disk)
     findings = check_replica_fits(subject, request, node.shape, shm) if node and node.shape else []
-    return ReplicaResources(cpu, memory, shm, startup, cache, disk, request), findings
+    return ReplicaResources(cpu, memory, shm, cache, disk, request), findings
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -581,27 +581,25 @@ def plan_server(model: ResolvedModel, server: ResolvedServer, context: ServerCon
     findings += parser_findings + check_release_support(server, subject) + template_findings
     base = base_name(entry.litellmModelName)
     download_gib = max(sizing.weights_gib, arch.checkpointGiB or 0.0)  # the published files, whatever vLLM loads
-    source = "s3" if spec.weights else "huggingface"
     resources, resource_findings = decide_resources(subject, instance, sizing.tensor_parallel_size, download_gib,
-                                                    context.node, source)
+                                                    context.node)
     weights, weight_findings = decide_weights(spec, base, resources.memoryGiB, download_gib, context.region, subject)
-    findings += resource_findings + weight_findings + rollout_findings(spec, resources.startupSeconds, subject)
+    findings += resource_findings + weight_findings + rollout_findings(spec, weights.startupSeconds, subject)
     args = decide_server_args(model, server, max_model_len, sizing.tensor_parallel_size, parsers, chat_template, weights)
-    planned = assemble_server(model, server, context, sizing, resources, args, weights, max_model_len, parsers)
+    planned = assemble_server(model, server, context, sizing, resources, args, weights, max_model_len, parsers, base)
     return planned, findings
 
 
 def assemble_server(model: ResolvedModel, server: ResolvedServer, context: ServerContext, sizing: Sizing,
                     resources: ReplicaResources, args: list[str], weights: WeightsPlan, max_model_len: int,
-                    parsers: tuple[str | None, str | None]) -> PlannedServer:
+                    parsers: tuple[str | None, str | None], base: str) -> PlannedServer:
     """The PlannedServer, its names carrying the generation of what its pods run (blue-green)."""
     spec, arch, instance = server.spec, server.architecture, server.instance
     cache = context.node.cache if context.node else "nvme"
     image = image_ref(server.image.image, context.images)
-    base = base_name(model.name)
     generation = generation_of({"image": image, "args": args, "env": weights.env, "pool": server.pool.name,
                                 "cache": cache, "request": resources.request.to_json(), "shm": resources.shmGiB,
-                                "startup": resources.startupSeconds})
+                                "startup": weights.startupSeconds})
     name = server_name(base, generation, spec.rollout)
     return PlannedServer(
         name=name, litellmModelName=model.name, model=spec.model, pool=server.pool.name,
@@ -615,10 +613,10 @@ def assemble_server(model: ResolvedModel, server: ResolvedServer, context: Serve
         cacheVolumeGiB=resources.cacheGiB, weightsCache=cache,
         storageClass=context.node.storageClass if context.node else None, diskRequestGiB=resources.diskGiB,
         cpuRequest=resources.cpu, memoryRequestGiB=resources.memoryGiB, shmGiB=resources.shmGiB,
-        startupBudgetSeconds=resources.startupSeconds, trustRemoteCode=arch.trustRemoteCode,
+        startupBudgetSeconds=weights.startupSeconds, trustRemoteCode=arch.trustRemoteCode,
         toolCallParser=parsers[0], reasoningParser=parsers[1],
         labels=labels("vllm", name, model=model.name, generation=generation, stack=context.stack), selector=selector_labels("vllm", name),
         nodeSelector={POOL_LABEL: server.pool.name}, tolerations=[dict(GPU_TOLERATION)], request=resources.request,
         podAnnotations={SAFE_TO_EVICT_LOCAL: "cache"} if context.autoscaler == "cluster-autoscaler" and cache == "nvme" else {},
-        rollout=spec.rollout, generation=generation, baseName=base, weights=weights, env=dict(weights.env),
+        rollout=spec.rollout, generation=generation, baseName=base, weights=weights,
     )

@@ -24,8 +24,6 @@ from planner.findings import Finding, error, info
 from planner.names import labels
 
 Source = Literal["huggingface", "s3"]
-# The streamer loads only *.safetensors (vllm runai_streamer_loader: "Cannot find any safetensors model weights").
-MIRROR_SCRIPT = "mirror_weights.py"
 
 
 @dataclass(frozen=True)
@@ -60,6 +58,7 @@ class MirrorPlan:
     access: S3Access
     deadlineSeconds: int  # how long Pulumi waits for the Job (download and upload of every file)
     labels: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # plain environment of the Job's container
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,7 @@ class WeightsPlan:
     source: Source
     modelPath: str  # what `vllm serve` is given first: the Hub id, or the s3:// prefix
     revision: str | None
+    startupSeconds: int  # the startup probe's budget: vLLM's own start plus reading the weights from the source
     loaderArgs: tuple[str, ...] = ()  # --revision, or --load-format and the streamer's settings
     env: dict[str, str] = field(default_factory=dict)
     needsHuggingFaceToken: bool = True
@@ -91,13 +91,13 @@ def streamer_config(memory_gib: int) -> str:
     return json.dumps({"concurrency": cold.streamerConcurrency, "memory_limit": limit}, separators=(",", ":"))
 
 
-def hub_weights(spec: VllmSpec, subject: str) -> tuple[WeightsPlan, list[Finding]]:
+def hub_weights(spec: VllmSpec, weights_gib: float, subject: str) -> tuple[WeightsPlan, list[Finding]]:
     findings = [] if spec.revision else [info("vllm-revision-unpinned", subject, f"{spec.model} is not pinned to a commit: "
                                              "each cold start downloads the repository's main branch as it is then, so "
                                              "two replicas (or a restart) can serve different weights. Set vllm.revision "
                                              "to the 40-hex commit from its Hugging Face page for reproducible rollouts.")]
     args = ("--revision", spec.revision) if spec.revision else ()
-    return WeightsPlan("huggingface", spec.model, spec.revision, args), findings
+    return WeightsPlan("huggingface", spec.model, spec.revision, startup_budget(weights_gib, "huggingface"), args), findings
 
 
 def s3_weights(spec: VllmSpec, server_name: str, memory_gib: int, weights_gib: float, region: str | None,
@@ -118,14 +118,15 @@ def s3_weights(spec: VllmSpec, server_name: str, memory_gib: int, weights_gib: f
     write = S3Access(bucket, prefix, ("s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"))
     name = f"mirror-{server_name[:40].rstrip('-')}-{spec.revision[:8]}"
     mirror = MirrorPlan(
-        name=name, labels=labels("weights-mirror", name, model=subject), repo=spec.model, revision=spec.revision, dest=dest,
+        name=name, labels=labels("weights-mirror", name, model=subject), env={"AWS_REGION": region}, repo=spec.model,
+        revision=spec.revision, dest=dest,
         args=["--repo", spec.model, "--revision", spec.revision, "--dest", dest, "--work-dir", "/work"],
         # Hub snapshots are sharded (transformers' default max_shard_size is 5 GB): one shard at a time, plus margin.
         workGiB=int(math.ceil(min(weights_gib, 20.0))) + 2, access=write,
         deadlineSeconds=startup_budget(weights_gib, "huggingface") + int(catalogs.coldstart().mirrorUploadSecondsPerGiB
                                                                          * weights_gib))
     return WeightsPlan(
-        "s3", dest, spec.revision,
+        "s3", dest, spec.revision, startup_budget(weights_gib, "s3"),
         loaderArgs=("--load-format", "runai_streamer", "--model-loader-extra-config", streamer_config(memory_gib)),
         env={"AWS_REGION": region, "HF_HUB_OFFLINE": "1"}, needsHuggingFaceToken=False, access=read, mirror=mirror,
     ), []
@@ -135,6 +136,6 @@ def decide_weights(spec: VllmSpec, server_name: str, memory_gib: int, weights_gi
                    subject: str) -> tuple[WeightsPlan, list[Finding]]:
     """Hugging Face unless vllm.weights names an S3 prefix (and that plan is complete)."""
     if spec.weights is None:
-        return hub_weights(spec, subject)
+        return hub_weights(spec, weights_gib, subject)
     plan, findings = s3_weights(spec, server_name, memory_gib, weights_gib, region, subject)
-    return (plan, findings) if plan is not None else (hub_weights(spec, subject)[0], findings)
+    return (plan, findings) if plan is not None else (hub_weights(spec, weights_gib, subject)[0], findings)

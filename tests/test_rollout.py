@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from functools import lru_cache
 from typing import Any
 
 import kubernetes_validate
@@ -151,9 +152,15 @@ def test_every_server_changing_at_once_above_max_size_is_a_warning() -> None:
 # ------------------------------------------------------------------------------------------ the running rollout
 
 
-def live_deployment(server, namespace: str = "inference", stack: str = "dev") -> dict[str, Any]:
+@lru_cache(maxsize=1)
+def dev_deployments() -> dict[str, dict]:
+    """The Deployments the program renders for the committed dev stack (one program run for every test here)."""
+    return by_name(rendered(dev_config()), DEPLOYMENT)
+
+
+def live_deployment(server, namespace: str = "inference") -> dict[str, Any]:
     """A vLLM Deployment as the API server returns it, from what the program renders for a planned server."""
-    manifest = unwrap(by_name(rendered(dev_config()), DEPLOYMENT)[f"{server.name}-deployment"])
+    manifest = unwrap(copy.deepcopy(dev_deployments()[f"{server.name}-deployment"]))
     manifest["metadata"].setdefault("namespace", namespace)
     return manifest
 

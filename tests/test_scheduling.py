@@ -48,7 +48,7 @@ def test_todays_requests_fit_every_catalogued_instance_for_every_replica_size(na
         shape = node_shape(instance, ami, True, 90, ami.startswith("AL2023"))
         gpus = 1
         while gpus <= instance.gpus:
-            cpu, memory, shm, _ = replica_resources(instance, gpus, 10.0)
+            cpu, memory, shm = replica_resources(instance, gpus)
             request = Resources(gpus, cpu * 1000, memory * 1024, 20.0, 1)
             assert check_replica_fits("m", request, shape, shm) == [], (name, ami, gpus)
             assert nodes_needed([request] * (instance.gpus // gpus), shape) == 1, (name, ami, gpus)
